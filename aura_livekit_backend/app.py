@@ -1,0 +1,110 @@
+"""The app factory: settings and plugins in, a ready Sanic app out, with no I/O.
+
+Sanic runs the factory in the main process and again in every worker process, so
+it stays cheap: it reads settings, imports and sets up plugins, and registers the
+listeners that open the worker's LiveKit gateway when the worker starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from argparse import Namespace
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from sanic import Sanic
+from sanic.log import LOGGING_CONFIG_DEFAULTS
+from sanic_ext import Extend
+
+from . import __version__
+from .errors import JsonErrorHandler
+from .livekit_gateway import LiveKitGateway
+from .plugin import Plugin
+from .plugin_loader import discover, given, mount_plugins
+from .settings import Settings, SettingsError, load_settings
+
+__all__ = ["APP_NAME", "create_app", "log_config"]
+
+APP_NAME = "aura_livekit_backend"
+
+# Sanic wants one name per app in a process; tests build many apps in one process.
+_app_numbers = itertools.count()
+
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def log_config() -> dict[str, Any]:
+    """Sanic's logging configuration plus the service's own logger (on stderr)."""
+    ours = {"level": "INFO", "handlers": ["error_console"], "propagate": False}
+    # Not a deep copy: the handlers hold the process's stdout and stderr.
+    loggers = {**LOGGING_CONFIG_DEFAULTS["loggers"], "aura_livekit_backend": ours}
+    return {**LOGGING_CONFIG_DEFAULTS, "loggers": loggers}
+
+
+def _resolve(settings: Settings | Namespace | None) -> Settings:
+    if isinstance(settings, Settings):
+        return settings
+    # No settings, or Sanic's own CLI handing us its argparse Namespace
+    # (`sanic aura_livekit_backend:create_app --factory`): read the environment,
+    # and hold it to the same rules as our console script.
+    resolved = load_settings()
+    problem = None if resolved.dev else resolved.credential_problem()
+    if problem:
+        raise SettingsError(problem)
+    return resolved
+
+
+def create_app(
+    settings: Settings | Namespace | None = None,
+    *,
+    plugins: Mapping[str, Plugin] | None = None,
+) -> Sanic:
+    """Build the service's Sanic app.
+
+    ``settings``: the settings to run with; read from the environment when omitted.
+    ``plugins``: the plugins to mount, by name, instead of the installed ones (tests).
+
+    Raises :class:`~aura_livekit_backend.settings.SettingsError` for bad settings and
+    :class:`~aura_livekit_backend.plugin_loader.PluginError` for a plugin that cannot
+    be used.
+    """
+    settings = _resolve(settings)
+    number = next(_app_numbers)
+    app = Sanic(
+        APP_NAME if number == 0 else f"{APP_NAME}_{number}",
+        error_handler=JsonErrorHandler(),
+        dumps=_dumps,
+        log_config=log_config(),
+    )
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.OAS = settings.docs
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.OAS_UI_REDOC = False
+    # No origin configured: no CORS headers at all, so browsers allow no foreign origin.
+    app.config.CORS = bool(settings.cors_origins)
+    app.config.CORS_ORIGINS = ",".join(settings.cors_origins)
+    Extend(app)
+    app.ext.openapi.describe(
+        "aura-livekit-backend",
+        version=__version__,
+        description="Creates LiveKit rooms and mints LiveKit access tokens.",
+    )
+
+    livekit = LiveKitGateway(settings)
+    app.ctx.settings = settings
+    app.ctx.livekit = livekit
+    sources = discover() if plugins is None else given(plugins)
+    app.ctx.plugins = mount_plugins(app, sources, settings, livekit)
+
+    @app.before_server_start
+    async def open_livekit(app: Sanic) -> None:
+        await livekit.open()
+
+    @app.after_server_stop
+    async def close_livekit(app: Sanic) -> None:
+        await livekit.close()
+
+    return app

@@ -1,0 +1,123 @@
+"""The console script: ``aura-livekit-backend [--host H] [--port P] [--workers N] [--dev]``.
+
+Flags beat the environment, which beats the defaults. Every start-up problem — a bad
+setting, missing credentials, a broken plugin — is one line on stderr and exit code
+2; ``--traceback`` shows the whole story instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+from pydantic import SecretStr
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from . import __version__
+from .app import create_app
+from .livekit_gateway import LiveKitGateway
+from .plugin_loader import PluginError, discover, select, set_up
+from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+PROG = "aura-livekit-backend"
+#: Exit code for every start-up problem the user can fix.
+EXIT_USAGE = 2
+
+logger = logging.getLogger("aura_livekit_backend")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve the LiveKit rooms-and-tokens API. Settings come from the "
+        "environment (see the README); these flags override it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--host", help="address to bind (AURA_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (AURA_PORT, default 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (AURA_WORKERS, default 1)")
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode: LiveKit's dev credentials (devkey/secret) are used and allowed",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of a start-up failure"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("plugins", help="list the installed plugins and their routes")
+    return parser
+
+
+def _dev_settings(settings: Settings) -> Settings:
+    """Settings for --dev: LiveKit's development pair unless credentials were given."""
+    update: dict[str, object] = {}
+    if not settings.livekit_api_key and not settings.livekit_api_secret:
+        update = {"livekit_api_key": DEV_API_KEY, "livekit_api_secret": SecretStr(DEV_API_SECRET)}
+    return settings.model_copy(update=update)
+
+
+def list_plugins(settings: Settings, out=sys.stdout) -> int:
+    """Print every installed plugin: name, distribution, version, enabled, routes."""
+    livekit = LiveKitGateway(settings)
+    status = 0
+    for source, enabled in select(discover(), settings):
+        state = "enabled" if enabled else "disabled"
+        print(f"{source.name}  {source.distribution} {source.version}  {state}", file=out)
+        try:
+            plugin, _, routes = set_up(source, settings, livekit)
+        except PluginError as exc:
+            print(f"    error: {exc}", file=out)
+            status = EXIT_USAGE
+            continue
+        if plugin.description:
+            print(f"    {plugin.description}", file=out)
+        for method, path in routes:
+            print(f"    {method:7} {path}", file=out)
+    return status
+
+
+def serve(settings: Settings) -> None:
+    """Serve the API on ``settings.workers`` worker processes until SIGINT/SIGTERM."""
+    loader = AppLoader(factory=partial(create_app, settings))
+    # Built here, in the main process, so a broken plugin fails before any worker starts.
+    app = loader.load()
+    if settings.dev:
+        logger.warning(
+            "development mode: using LiveKit's dev credentials; never expose this to a network"
+        )
+    elif settings.secret_is_weak():
+        logger.warning(
+            "LIVEKIT_API_SECRET is shorter than 32 bytes: tokens signed with it are easier to forge"
+        )
+    app.prepare(host=settings.host, port=settings.port, workers=settings.workers, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(host=args.host, port=args.port, workers=args.workers, dev=args.dev)
+        if args.command == "plugins":
+            return list_plugins(settings)
+        if settings.dev:
+            settings = _dev_settings(settings)
+        else:
+            problem = settings.credential_problem()
+            if problem:
+                raise SettingsError(problem)
+        serve(settings)
+    except (SettingsError, PluginError) as exc:
+        if args.traceback:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0

@@ -1,0 +1,1 @@
+"""The built-in endpoints, one plugin per module, registered like any third-party plugin."""

@@ -1,0 +1,78 @@
+"""The one error shape: every error the service answers is ``{"statusCode", "message"}``.
+
+Handlers raise :class:`ApiError` for what the client got wrong, and wrap LiveKit
+calls in :func:`failing_to`, which turns the gateway's HTTP-free exceptions into
+the status codes the API documents. :class:`JsonErrorHandler` renders everything
+else, Sanic's own 404/405/413 included, in the same shape, and keeps tracebacks
+in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http import HTTPStatus
+
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse, json
+
+from .livekit_gateway import LiveKitError, LiveKitUnavailable, RoomNotFound
+
+__all__ = ["ApiError", "JsonErrorHandler", "error_body", "failing_to"]
+
+
+class ApiError(SanicException):
+    """An error answered to the client as ``{"statusCode": status, "message": message}``.
+
+    The message is shown to whoever called: it must never contain a secret or a token.
+    """
+
+    quiet = True
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message, status_code=status)
+
+
+def error_body(status: int, message: str) -> dict[str, object]:
+    """The body of every error answer."""
+    return {"statusCode": status, "message": message}
+
+
+@contextmanager
+def failing_to(action: str) -> Iterator[None]:
+    """Answer LiveKit failures inside the block as the API documents them.
+
+    ``action`` completes the message, as the API has always worded it:
+    ``failing_to("join room")`` gives ``"Failed to join room: Room not found"`` (404),
+    ``"Failed to join room: LiveKit is unavailable …"`` (503) or a 502 when LiveKit
+    answered with an error the service did not expect.
+    """
+    try:
+        yield
+    except RoomNotFound:
+        raise ApiError(404, f"Failed to {action}: Room not found") from None
+    except LiveKitUnavailable as exc:
+        raise ApiError(503, f"Failed to {action}: {exc}") from None
+    except LiveKitError as exc:
+        raise ApiError(502, f"Failed to {action}: {exc}") from None
+
+
+class JsonErrorHandler(ErrorHandler):
+    """Renders every uncaught exception as the common JSON error shape."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        """Answer ``exception``: its own status and message if Sanic knows it, else a bare 500."""
+        if isinstance(exception, SanicException):
+            status = exception.status_code
+            message = str(exception) or HTTPStatus(status).phrase
+            headers = exception.headers or {}
+        else:
+            status, message, headers = 500, "", {}
+        if status == 500 and not isinstance(exception, ApiError):
+            # Unexpected: the traceback goes to the log, never to the client.
+            if request is not None:
+                self.log(request, exception)
+            message = "Internal server error"
+        return json(error_body(status, message), status=status, headers=headers)

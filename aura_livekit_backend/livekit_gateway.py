@@ -1,0 +1,285 @@
+"""The LiveKit gateway: the only place that speaks to LiveKit.
+
+Everything LiveKit-specific stays here: the ``livekit-api`` client, protobuf
+messages, Twirp error codes, how room facts are stored in a room's metadata JSON,
+and how tokens are signed. What leaves this module is plain Python — :class:`RoomInfo`
+and a handful of exceptions — and nothing here knows about HTTP status codes.
+
+One gateway serves one worker: the app factory builds it (no I/O), a
+``before_server_start`` listener :meth:`~LiveKitGateway.open`\\ s it inside the
+worker's event loop and ``after_server_stop`` closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import string
+import time
+import warnings
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import aiohttp
+import jwt
+from google.protobuf.message import DecodeError
+from livekit import api
+
+from .settings import Settings
+from .timestamps import from_unix_ms
+
+__all__ = [
+    "LiveKitError",
+    "LiveKitGateway",
+    "LiveKitRejected",
+    "LiveKitUnavailable",
+    "RoomInfo",
+    "RoomNotFound",
+    "looks_like_sid",
+    "new_room_name",
+]
+
+logger = logging.getLogger("aura_livekit_backend.livekit")
+
+T = TypeVar("T")
+
+#: LiveKit's sids are a prefix and 12 characters of this alphabet (shortuuid's base57).
+SID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_ROOM_SID = re.compile(rf"RM_[{SID_ALPHABET}]{{12}}")
+_NAME_ALPHABET = string.ascii_lowercase + string.digits
+#: How many fresh names to try before giving up on finding an unused one.
+_NAME_ATTEMPTS = 5
+
+
+class LiveKitError(Exception):
+    """LiveKit answered with an error the service did not expect (a bad gateway)."""
+
+
+class LiveKitUnavailable(LiveKitError):
+    """LiveKit could not be reached, was too slow, or said it is unavailable."""
+
+
+class LiveKitRejected(LiveKitError):
+    """LiveKit refused the service's own credentials or their permissions."""
+
+
+class RoomNotFound(LookupError):
+    """No room in LiveKit has that name or sid."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """What the API tells about a room; LiveKit holds every part of it."""
+
+    name: str
+    sid: str
+    topic: str
+    description: str
+    max_participants: int
+    created_by: str
+    created_at: datetime
+    num_participants: int
+
+    @property
+    def is_full(self) -> bool:
+        """True when the room has a limit and that many participants are in it."""
+        return 0 < self.max_participants <= self.num_participants
+
+
+def looks_like_sid(room_id: str) -> bool:
+    """True when ``room_id`` has the shape of a LiveKit room sid (``RM_`` + 12 characters)."""
+    return _ROOM_SID.fullmatch(room_id) is not None
+
+
+def new_room_name(now: float | None = None) -> str:
+    """A fresh room name, ``room-1736598234-x7k2m9``: unix seconds and 6 random characters."""
+    stamp = int(time.time() if now is None else now)
+    suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(6))
+    return f"room-{stamp}-{suffix}"
+
+
+def _room_metadata(topic: str, description: str, created_by: str) -> str:
+    # LiveKit hands the metadata to every participant's client: keep it small JSON.
+    return json.dumps(
+        {"topic": topic, "description": description, "createdBy": created_by},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _room_info(room: api.Room) -> RoomInfo:
+    try:
+        facts = json.loads(room.metadata) if room.metadata else {}
+    except ValueError:
+        facts = {}
+    if not isinstance(facts, dict):
+        facts = {}
+
+    def text(key: str, default: str) -> str:
+        value = facts.get(key)
+        return value if isinstance(value, str) else default
+
+    created_ms = room.creation_time_ms or room.creation_time * 1000
+    return RoomInfo(
+        name=room.name,
+        sid=room.sid,
+        # A room made by someone else (another tool, a client's auto-create) has no
+        # facts of ours: its name is the best topic there is.
+        topic=text("topic", room.name),
+        description=text("description", ""),
+        max_participants=room.max_participants,
+        created_by=text("createdBy", ""),
+        created_at=from_unix_ms(created_ms),
+        num_participants=room.num_participants,
+    )
+
+
+class LiveKitGateway:
+    """Rooms and tokens, in LiveKit, for one worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Remember the settings; nothing is opened until :meth:`open`."""
+        self._settings = settings
+        self._timeout = settings.livekit_timeout
+        self._client: api.LiveKitAPI | None = None
+
+    @property
+    def public_url(self) -> str:
+        """The LiveKit URL clients connect to with the tokens this gateway mints."""
+        return self._settings.public_url
+
+    async def open(self) -> None:
+        """Open the HTTP session to LiveKit; call inside the worker's running event loop."""
+        if self._settings.secret_is_weak():
+            # Start-up has already warned once; PyJWT would warn again at every signature.
+            warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
+        self._client = api.LiveKitAPI(
+            # Always explicit: the client falls back to LIVEKIT_* variables on its own.
+            url=self._settings.livekit_url,
+            api_key=self._settings.livekit_api_key or "",
+            api_secret=self._settings.secret,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session; safe to call twice."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @property
+    def _room(self) -> api.RoomService:
+        if self._client is None:
+            raise RuntimeError("the LiveKit gateway is used before the server started")
+        return self._client.room
+
+    async def create_room(
+        self, *, topic: str, description: str, max_participants: int, created_by: str
+    ) -> RoomInfo:
+        """Create a room with a fresh name and the given facts.
+
+        LiveKit's CreateRoom is get-or-create: a name someone else took a moment ago
+        would hand back *their* room. The metadata we sent tells ours from theirs, and
+        a taken name is replaced by a new one.
+        """
+        metadata = _room_metadata(topic, description, created_by)
+        for _ in range(_NAME_ATTEMPTS):
+            room = await self._call(
+                self._room.create_room(
+                    api.CreateRoomRequest(
+                        name=new_room_name(),
+                        max_participants=max_participants,
+                        metadata=metadata,
+                    )
+                )
+            )
+            if room.metadata == metadata:
+                return _room_info(room)
+            logger.warning("room name %s was taken; trying another", room.name)
+        raise LiveKitError("LiveKit kept answering with rooms that already existed")
+
+    async def get_room(self, room_id: str) -> RoomInfo:
+        """The room named ``room_id``, or else the one whose sid it is.
+
+        By name costs one ``ListRooms(names=[…])`` whatever the number of rooms.
+        LiveKit has no index by sid, so a sid that is not also a name lists all rooms.
+        """
+        response = await self._call(self._room.list_rooms(api.ListRoomsRequest(names=[room_id])))
+        for room in response.rooms:
+            if room.name == room_id:
+                return _room_info(room)
+        if looks_like_sid(room_id):
+            for room in await self._all_rooms():
+                if room.sid == room_id:
+                    return _room_info(room)
+        raise RoomNotFound(room_id)
+
+    async def list_rooms(self) -> list[RoomInfo]:
+        """Every active room, oldest first."""
+        rooms = [_room_info(room) for room in await self._all_rooms()]
+        rooms.sort(key=lambda room: (room.created_at, room.name))
+        return rooms
+
+    async def _all_rooms(self) -> list[api.Room]:
+        response = await self._call(self._room.list_rooms(api.ListRoomsRequest()))
+        return list(response.rooms)
+
+    def mint_token(self, *, identity: str, name: str, room: str) -> str:
+        """A join token for ``room``: publish, subscribe and data, for the configured TTL."""
+        return (
+            api.AccessToken(self._settings.livekit_api_key, self._settings.secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_ttl(self._settings.token_ttl)
+            .with_grants(
+                api.VideoGrants(
+                    room_join=True,
+                    room=room,
+                    can_publish=True,
+                    can_subscribe=True,
+                    can_publish_data=True,
+                )
+            )
+            .to_jwt()
+        )
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """Await one LiveKit call, translating its failures into this module's exceptions."""
+        try:
+            return await call
+        except api.TwirpError as exc:
+            raise self._twirp_failure(exc) from None
+        except asyncio.TimeoutError:
+            logger.warning("LiveKit did not answer within %g s", self._timeout)
+            raise LiveKitUnavailable(
+                f"LiveKit is unavailable (no answer within {self._timeout:g} s)"
+            ) from None
+        except aiohttp.ClientError as exc:
+            logger.warning("LiveKit cannot be reached: %s", type(exc).__name__)
+            raise LiveKitUnavailable("LiveKit is unavailable (cannot connect)") from None
+        except DecodeError:
+            logger.warning("LiveKit answered with a body that is not protobuf")
+            raise LiveKitError("LiveKit sent an answer that could not be read") from None
+
+    @staticmethod
+    def _twirp_failure(exc: api.TwirpError) -> LiveKitError:
+        logger.warning("LiveKit answered %s %s: %.200s", exc.status, exc.code, exc.message)
+        if exc.status == 401 or exc.code == api.TwirpErrorCode.UNAUTHENTICATED:
+            return LiveKitRejected(
+                "LiveKit rejected the service's credentials "
+                "(check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"
+            )
+        if exc.status == 403 or exc.code == api.TwirpErrorCode.PERMISSION_DENIED:
+            return LiveKitRejected("LiveKit refused the call: the API key lacks a permission")
+        if exc.status in (408, 429, 503) or exc.code in (
+            api.TwirpErrorCode.UNAVAILABLE,
+            api.TwirpErrorCode.RESOURCE_EXHAUSTED,
+            api.TwirpErrorCode.DEADLINE_EXCEEDED,
+        ):
+            return LiveKitUnavailable(f"LiveKit is unavailable ({exc.status} {exc.code})")
+        return LiveKitError(f"LiveKit answered with an unexpected error ({exc.status} {exc.code})")

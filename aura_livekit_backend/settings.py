@@ -1,0 +1,225 @@
+"""The service's settings: one typed object, read from the environment.
+
+LiveKit's own variables keep LiveKit's names (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``,
+``LIVEKIT_API_SECRET``, ``LIVEKIT_PUBLIC_URL``) so one ``.env`` serves LiveKit's
+tools and this service alike; everything else is ours and starts with ``AURA_``
+(not ``SANIC_``: Sanic copies every ``SANIC_*`` variable into its own config).
+
+Precedence: values passed to :class:`Settings` (the console script's flags) beat
+the environment, which beats a ``.env`` file in the working directory, which beats
+the defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings", "SettingsError", "load_settings"]
+
+#: The credentials ``livekit-server --dev`` starts with; never fit for production.
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"  # noqa: S105 (public knowledge, refused outside --dev)
+
+#: PyJWT (and common sense) want an HMAC secret of at least 32 bytes.
+MIN_SECRET_BYTES = 32
+
+_ENV_PREFIX = "AURA_"
+
+
+def _livekit(name: str) -> Any:
+    """Bind a field to LiveKit's own variable name instead of an ``AURA_`` one."""
+    return AliasChoices(name, name.lower())
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(Exception):
+    """A setting has a value the service cannot run with.
+
+    The message names the environment variable, never the value: the value may be a
+    secret.
+    """
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told, with its environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    livekit_url: str = Field(
+        "http://127.0.0.1:7880",
+        validation_alias=_livekit("LIVEKIT_URL"),
+        description="Where the service calls LiveKit's server API (http, https, ws or wss).",
+    )
+    livekit_api_key: str | None = Field(
+        None, validation_alias=_livekit("LIVEKIT_API_KEY"), description="LiveKit API key."
+    )
+    livekit_api_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_livekit("LIVEKIT_API_SECRET"),
+        description="LiveKit API secret; never printed or logged.",
+    )
+    livekit_public_url: str | None = Field(
+        None,
+        validation_alias=_livekit("LIVEKIT_PUBLIC_URL"),
+        description="The URL clients connect to; defaults to LIVEKIT_URL with http→ws, https→wss.",
+    )
+    livekit_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds one LiveKit call may take before a 503."
+    )
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
+    workers: int = Field(1, ge=1, le=256, description="Worker processes.")
+    api_prefix: str = Field("/api", description="Path every plugin's routes live under.")
+    token_ttl: timedelta = Field(
+        timedelta(hours=24),
+        description="Lifetime of a minted token: seconds, or ISO 8601 such as PT24H.",
+    )
+    default_room_topic: str = Field(
+        "새 회의", min_length=1, max_length=200, description="Topic of a room created without one."
+    )
+    default_max_participants: int = Field(
+        20, ge=1, description="maxParticipants of a room created without one."
+    )
+    max_participants_cap: int = Field(
+        1000, ge=1, description="The largest maxParticipants a client may ask for."
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list,
+        description="Origins allowed to call from a browser, comma-separated; empty: none.",
+    )
+    plugins: CommaList | None = Field(
+        None, description="If set, only these plugins are enabled, comma-separated."
+    )
+    disabled_plugins: CommaList = Field(
+        default_factory=list, description="Plugins not to enable, comma-separated."
+    )
+    docs: bool = Field(True, description="Serve the OpenAPI document and its /docs page.")
+    dev: bool = Field(False, description="Development mode: LiveKit's dev credentials allowed.")
+
+    @field_validator("cors_origins", "plugins", "disabled_plugins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("livekit_url", "livekit_public_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in {"http", "https", "ws", "wss"} or not rest:
+            raise ValueError("must be an http://, https://, ws:// or wss:// URL")
+        return value.rstrip("/")
+
+    @field_validator("api_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (not value.startswith("/") or "//" in value or " " in value):
+            raise ValueError("must be a path such as /api (or empty for the root)")
+        return value
+
+    @field_validator("token_ttl", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # The environment holds strings; pydantic reads "3600" as a malformed ISO duration.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+    @field_validator("token_ttl")
+    @classmethod
+    def _check_ttl(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 60:
+            raise ValueError("must be at least 60 seconds")
+        return value
+
+    @property
+    def public_url(self) -> str:
+        """The LiveKit URL handed to clients: LIVEKIT_PUBLIC_URL, or LIVEKIT_URL as ws(s)."""
+        if self.livekit_public_url:
+            return self.livekit_public_url
+        scheme, _, rest = self.livekit_url.partition("://")
+        return {"http": "ws", "https": "wss"}.get(scheme.lower(), scheme) + "://" + rest
+
+    def credential_problem(self) -> str | None:
+        """Why these credentials must not serve production traffic, or None if they may."""
+        missing = [
+            name
+            for name, value in (
+                ("LIVEKIT_API_KEY", self.livekit_api_key),
+                ("LIVEKIT_API_SECRET", self.livekit_api_secret),
+            )
+            if not value
+        ]
+        if missing:
+            return (
+                f"{' and '.join(missing)} not set: set LiveKit's API credentials, "
+                "or run with --dev for local development"
+            )
+        if self.livekit_api_key == DEV_API_KEY and self.secret == DEV_API_SECRET:
+            return (
+                "LIVEKIT_API_KEY/LIVEKIT_API_SECRET are LiveKit's development pair "
+                f"({DEV_API_KEY}/…): use real credentials, or run with --dev"
+            )
+        return None
+
+    @property
+    def secret(self) -> str:
+        """The API secret in clear, for signing only: never log or return it."""
+        return self.livekit_api_secret.get_secret_value() if self.livekit_api_secret else ""
+
+    def secret_is_weak(self) -> bool:
+        """True when the secret is shorter than HMAC-SHA256 wants."""
+        return len(self.secret.encode()) < MIN_SECRET_BYTES
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    alias = (
+        Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    )
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return _ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning a bad value into one :class:`SettingsError` line.
+
+    ``overrides`` (the console script's flags) win over the environment; ``None``
+    values are dropped so an absent flag does not hide the environment.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad field, naming its environment variable and what is wrong."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error["loc"]
+        field = str(loc[0]) if loc else "?"
+        name = field if field.isupper() else env_name(field)
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)

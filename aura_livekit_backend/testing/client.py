@@ -1,0 +1,79 @@
+"""Serve an app on a real local port for the length of a test, and call it over HTTP.
+
+Needs the ``test`` extra (sanic-testing, httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from sanic import Sanic
+from sanic_testing.reusable import ReusableClient
+
+__all__ = ["ServiceClient", "free_port", "serving"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServiceClient:
+    """Calls a served app: ``client.get("/api/health")`` returns sanic-testing's
+    ``TestingResponse`` (an ``httpx.Response`` whose ``.json`` is a property).
+
+    The app's listeners have run, so its LiveKit gateway is open, as in a worker.
+    """
+
+    def __init__(self, reusable: ReusableClient) -> None:
+        """Wrap a running sanic-testing ``ReusableClient``."""
+        self._client = reusable
+        self.app: Sanic = reusable.app
+        self.url = f"http://{reusable.host}:{reusable.port}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request; ``kwargs`` are httpx's (``json=``, ``headers=``, ``content=``)."""
+        _, response = getattr(self._client, method.lower())(path, **kwargs)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET ``path``."""
+        return self.request("get", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST ``path``."""
+        return self.request("post", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        """PATCH ``path``."""
+        return self.request("patch", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        """DELETE ``path``."""
+        return self.request("delete", path, **kwargs)
+
+    def run(self, coroutine: Any) -> Any:
+        """Run ``coroutine`` on the app's event loop (to call its gateway directly)."""
+        return self._client._loop.run_until_complete(coroutine)
+
+
+@contextmanager
+def serving(app: Sanic) -> Iterator[ServiceClient]:
+    """Run ``app``'s listeners and server on 127.0.0.1 until the block ends."""
+    app.config.MOTD = False
+    loop = asyncio.new_event_loop()
+    try:
+        reusable = ReusableClient(app, host="127.0.0.1", port=free_port(), loop=loop)
+        with reusable:
+            yield ServiceClient(reusable)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)

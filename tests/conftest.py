@@ -1,0 +1,129 @@
+"""Shared fixtures: clean settings, an app served on a real port."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aura_livekit_backend import Settings, create_app
+from aura_livekit_backend.plugin import ENTRY_POINT_GROUP, Plugin
+from aura_livekit_backend.testing.client import ServiceClient, serving
+
+#: A secret long enough that nothing warns about it.
+SECRET = "s3cret-for-tests-only-0123456789abcdef"
+API_KEY = "APItestkey"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No LIVEKIT_*/AURA_* variable or .env file of the developer's reaches a test."""
+    for name in list(os.environ):
+        if name.startswith(("LIVEKIT_", "AURA_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _make_settings(**overrides: object) -> Settings:
+    """Settings for tests: real-looking credentials, no .env file."""
+    values: dict[str, object] = {"livekit_api_key": API_KEY, "livekit_api_secret": SECRET}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """``make_settings(**fields)``: test settings with real-looking credentials, no .env."""
+    return _make_settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Default test settings."""
+    return _make_settings()
+
+
+ServeFactory = Callable[..., ServiceClient]
+
+
+@pytest.fixture
+def serve(settings: Settings) -> Iterator[ServeFactory]:
+    """``serve(settings=None, plugins=None)``: build an app and serve it for this test."""
+    stack = []
+
+    def start(
+        settings_: Settings | None = None, plugins: dict[str, Plugin] | None = None
+    ) -> ServiceClient:
+        app = create_app(settings_ or settings, plugins=plugins)
+        context = serving(app)
+        stack.append(context)
+        return context.__enter__()
+
+    yield start
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+def _write_distribution(
+    root: Path,
+    name: str,
+    plugins: dict[str, str],
+    modules: dict[str, str],
+    version: str = "1.0",
+) -> None:
+    """Write ``name``'s modules and a ``.dist-info`` whose entry points name ``plugins``.
+
+    ``plugins`` maps plugin name to ``module:attribute``; ``modules`` maps module name
+    to source. Prepend ``root`` to sys.path (or PYTHONPATH) to "install" it.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = [f"[{ENTRY_POINT_GROUP}]"] + [f"{p} = {target}" for p, target in plugins.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+def _route_plugin(path: str, reply: str = "hi") -> str:
+    """Source of a module whose ``plugin`` answers GET ``path`` with ``{"reply": reply}``."""
+    return f"""
+        from sanic import json
+        from aura_livekit_backend.plugin import Plugin
+
+        def setup(ctx):
+            @ctx.blueprint.get({path!r})
+            async def handler(request):
+                return json({{"reply": {reply!r}, "topic": ctx.settings.default_room_topic}})
+
+        plugin = Plugin(setup=setup, description="test plugin")
+    """
+
+
+class Site:
+    """A folder on sys.path where a test "installs" distributions."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def install(self, name: str, plugins: dict[str, str], modules: dict[str, str]) -> None:
+        """Install distribution ``name`` (version 1.0) with these plugins and modules."""
+        _write_distribution(self.root, name, plugins, modules)
+
+    @staticmethod
+    def route_plugin(path: str, reply: str = "hi") -> str:
+        """Source of a plugin module answering GET ``path``."""
+        return _route_plugin(path, reply)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
+    """A :class:`Site` whose folder is on sys.path for this test."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    return Site(root)

@@ -1,0 +1,183 @@
+"""The console script, run as a real subprocess, as people run it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aura_livekit_backend import __version__
+from aura_livekit_backend.testing.client import free_port
+
+SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
+SECRET = "cli-test-secret-cli-test-secret-0123"
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run the console script to completion."""
+    return subprocess.run(
+        [SCRIPT, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Start the console script serving on a free port; yield it and its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [SCRIPT, "--port", str(port), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # Its own process group, so a failed test can take down the workers too.
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.1)
+        # Sanic's main process notices the workers' start-up acks a moment after they
+        # serve; a SIGTERM inside that window waits out Sanic's 30 s ack threshold.
+        time.sleep(1)
+        yield process, base
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate(timeout=20)
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str]:
+    """SIGTERM the server; its exit code and everything it printed."""
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=20)
+    return process.returncode, output
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.strip() == f"aura-livekit-backend {__version__}"
+    usage = run("--help").stdout
+    for flag in ("--host", "--port", "--workers", "--dev", "plugins"):
+        assert flag in usage
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aura_livekit_backend", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == f"aura-livekit-backend {__version__}"
+
+
+def test_plugins_lists_the_builtins_with_their_distribution_and_routes() -> None:
+    result = run("plugins", env={"AURA_DISABLED_PLUGINS": "rooms"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"health  aura-livekit-backend {__version__}  enabled" in lines
+    assert f"rooms  aura-livekit-backend {__version__}  disabled" in lines
+    assert f"tokens  aura-livekit-backend {__version__}  enabled" in lines
+    assert "    GET     /api/health" in lines
+
+
+def test_without_credentials_it_refuses_to_start() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert "LIVEKIT_API_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_livekit_dev_pair_is_refused_without_dev() -> None:
+    result = run(env={"LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret"})
+    assert result.returncode == 2
+    assert "development pair" in result.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
+    result = run("--dev", env={"AURA_WORKERS": "many"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "aura-livekit-backend: error: AURA_WORKERS: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    ]
+
+
+def test_a_broken_plugin_stops_start_up_with_its_name(site) -> None:
+    site.install(
+        "acme-broken",
+        {"broken": "acme_broken:plugin"},
+        {"acme_broken": "raise RuntimeError('boom')\n"},
+    )
+    env = {"PYTHONPATH": str(site.root)}
+    result = run("--dev", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "aura-livekit-backend: error: "
+        "plugin 'broken' (acme-broken 1.0) failed to import: RuntimeError: boom"
+    )
+    assert "Traceback" in run("--dev", "--traceback", env=env).stderr
+    listing = run("plugins", env=env)
+    assert listing.returncode == 2
+    assert (
+        "    error: plugin 'broken' (acme-broken 1.0) failed to import: RuntimeError: boom"
+        in listing.stdout
+    )
+
+
+def test_two_workers_serve_and_sigterm_stops_cleanly() -> None:
+    # The flag beats the environment: AURA_WORKERS says 1, --workers says 2.
+    with server("--dev", "--workers", "2", env={"AURA_WORKERS": "1"}) as (process, base):
+        for _ in range(20):
+            response = httpx.get(f"{base}/api/health", timeout=5)
+            assert response.status_code == 200 and response.json()["status"] == "ok"
+        code, output = stop(process)
+    assert code == 0
+    workers = set(re.findall(r"Starting worker \[(\d+)\]", output))
+    assert len(workers) == 2, output
+    assert "development mode" in output
+
+
+def test_a_weak_secret_warns_once_and_is_never_printed() -> None:
+    env = {"LIVEKIT_API_KEY": "prodkey", "LIVEKIT_API_SECRET": "weak-but-set"}
+    with server("--workers", "1", env=env) as (process, base):
+        assert httpx.get(f"{base}/api/health", timeout=5).status_code == 200
+        code, output = stop(process)
+    assert code == 0
+    assert output.count("LIVEKIT_API_SECRET is shorter than 32 bytes") == 1
+    assert "weak-but-set" not in output
+
+
+@pytest.mark.parametrize("extra", [[], ["--workers", "1"]])
+def test_serves_with_real_credentials(extra: list[str]) -> None:
+    env = {"LIVEKIT_API_KEY": "prodkey", "LIVEKIT_API_SECRET": SECRET}
+    with server(*extra, env=env) as (process, base):
+        assert httpx.get(f"{base}/api/nope", timeout=5).json()["statusCode"] == 404
+        code, output = stop(process)
+    assert code == 0
+    assert SECRET not in output and "development mode" not in output

@@ -1,0 +1,55 @@
+"""Every error answer is JSON {"statusCode", "message"}: never HTML, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from aura_livekit_backend.plugin import ApiError, Plugin, PluginContext
+
+
+def _failing(ctx: PluginContext) -> None:
+    @ctx.blueprint.get("/boom")
+    async def boom(request):
+        raise RuntimeError("internal detail that must stay in the log")
+
+    @ctx.blueprint.get("/teapot")
+    async def teapot(request):
+        raise ApiError(418, "short and stout")
+
+
+FAILING = {"failing": Plugin(setup=_failing)}
+
+
+def test_unknown_route_is_a_json_404(serve) -> None:
+    response = serve().get("/api/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json == {"statusCode": 404, "message": "Requested URL /api/nope not found"}
+
+
+def test_wrong_method_is_a_json_405(serve) -> None:
+    response = serve().request("delete", "/api/health")
+    assert response.status_code == 405
+    body = response.json
+    assert body["statusCode"] == 405
+    assert "DELETE" in body["message"]
+
+
+def test_unexpected_exception_is_a_bare_500_and_logged(serve, caplog) -> None:
+    client = serve(plugins=FAILING)
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/api/boom")
+    assert response.status_code == 500
+    assert response.json == {"statusCode": 500, "message": "Internal server error"}
+    assert "internal detail" not in response.text
+    assert "Traceback" not in response.text
+    assert any("internal detail" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/api/teapot"])
+def test_api_error_keeps_its_status_and_message(serve, path: str) -> None:
+    response = serve(plugins=FAILING).get(path)
+    assert response.status_code == 418
+    assert response.json == {"statusCode": 418, "message": "short and stout"}
