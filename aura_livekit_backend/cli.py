@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -18,10 +19,11 @@ from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from . import __version__
-from .app import create_app
+from .app import create_app, log_config
 from .livekit_gateway import LiveKitGateway
 from .plugin_loader import PluginError, discover, select, set_up
 from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
+from .testing.emulator import LiveKitEmulator, free_port
 
 __all__ = ["main"]
 
@@ -64,6 +66,17 @@ def _dev_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
+def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
+    """For --dev with no LIVEKIT_URL given: a LiveKit emulator to start, not yet started.
+
+    One emulator in the main process serves every worker over HTTP, so all workers
+    see the same rooms, as they would with one LiveKit.
+    """
+    if "livekit_url" in settings.model_fields_set:
+        return None
+    return LiveKitEmulator(settings.livekit_api_key or "", settings.secret, port=free_port())
+
+
 def list_plugins(settings: Settings, out=sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
     livekit = LiveKitGateway(settings)
@@ -84,15 +97,25 @@ def list_plugins(settings: Settings, out=sys.stdout) -> int:
     return status
 
 
-def serve(settings: Settings) -> None:
-    """Serve the API on ``settings.workers`` worker processes until SIGINT/SIGTERM."""
+def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
+    """Serve the API on ``settings.workers`` worker processes until SIGINT/SIGTERM.
+
+    ``emulator`` (``--dev`` only) is started once the app is known to build.
+    """
     loader = AppLoader(factory=partial(create_app, settings))
     # Built here, in the main process, so a broken plugin fails before any worker starts.
     app = loader.load()
-    if settings.dev:
+    if emulator is not None:
+        emulator.start()
         logger.warning(
-            "development mode: using LiveKit's dev credentials; never expose this to a network"
+            "development mode: LIVEKIT_URL is not set, so a LiveKit *emulator* answers at %s "
+            "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit)",
+            emulator.url,
         )
+    elif settings.dev:
+        logger.warning("development mode: using the LiveKit at %s", settings.livekit_url)
+    if settings.dev:
+        logger.warning("development mode: never expose this service to a network")
     elif settings.secret_is_weak():
         logger.warning(
             "LIVEKIT_API_SECRET is shorter than 32 bytes: tokens signed with it are easier to forge"
@@ -104,17 +127,27 @@ def serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    # Configured before anything logs, the same way Sanic configures it in every worker.
+    logging.config.dictConfig(log_config())
     try:
         settings = load_settings(host=args.host, port=args.port, workers=args.workers, dev=args.dev)
         if args.command == "plugins":
             return list_plugins(settings)
-        if settings.dev:
-            settings = _dev_settings(settings)
-        else:
+        if not settings.dev:
             problem = settings.credential_problem()
             if problem:
                 raise SettingsError(problem)
-        serve(settings)
+            serve(settings)
+            return 0
+        settings = _dev_settings(settings)
+        emulator = _dev_emulator(settings)
+        if emulator is not None:
+            settings = settings.model_copy(update={"livekit_url": emulator.url})
+        try:
+            serve(settings, emulator)
+        finally:
+            if emulator is not None:
+                emulator.stop()
     except (SettingsError, PluginError) as exc:
         if args.traceback:
             raise

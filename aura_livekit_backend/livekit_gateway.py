@@ -163,7 +163,7 @@ class LiveKitGateway:
             url=self._settings.livekit_url,
             api_key=self._settings.livekit_api_key or "",
             api_secret=self._settings.secret,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),  # ignored by 1.2; see _call
         )
 
     async def close(self) -> None:
@@ -251,7 +251,9 @@ class LiveKitGateway:
     async def _call(self, call: Awaitable[T]) -> T:
         """Await one LiveKit call, translating its failures into this module's exceptions."""
         try:
-            return await call
+            # Our own deadline: livekit-api 1.2 hands aiohttp timeout=None on every
+            # request, which overrides the session's timeout and waits forever.
+            return await asyncio.wait_for(call, self._timeout)
         except api.TwirpError as exc:
             raise self._twirp_failure(exc) from None
         except asyncio.TimeoutError:

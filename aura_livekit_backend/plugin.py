@@ -46,6 +46,7 @@ from .livekit_gateway import (
     RoomInfo,
     RoomNotFound,
 )
+from .schemas import ErrorReply, RoomReply, error_responses, room_reply
 from .settings import Settings
 from .timestamps import iso_ms, utc_now
 from .validation import check_text, json_body
@@ -54,6 +55,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PLUGIN_NAME",
     "ApiError",
+    "ErrorReply",
     "LiveKitError",
     "LiveKitGateway",
     "LiveKitRejected",
@@ -62,12 +64,15 @@ __all__ = [
     "PluginContext",
     "RoomInfo",
     "RoomNotFound",
+    "RoomReply",
     "Settings",
     "check_text",
     "error_body",
+    "error_responses",
     "failing_to",
     "iso_ms",
     "json_body",
+    "room_reply",
     "utc_now",
 ]
 

@@ -1,25 +1,21 @@
-"""Shared fixtures: clean settings, an app served on a real port."""
+"""Shared fixtures: a clean environment, the kit under our own names, fake distributions."""
 
 from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from aura_livekit_backend import Settings, create_app
-from aura_livekit_backend.plugin import ENTRY_POINT_GROUP, Plugin
-from aura_livekit_backend.testing.client import ServiceClient, serving
-
-#: A secret long enough that nothing warns about it.
-SECRET = "s3cret-for-tests-only-0123456789abcdef"
-API_KEY = "APItestkey"
+from aura_livekit_backend import Settings
+from aura_livekit_backend.plugin import ENTRY_POINT_GROUP
+from aura_livekit_backend.testing.client import ServiceClient
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No LIVEKIT_*/AURA_* variable or .env file of the developer's reaches a test."""
     for name in list(os.environ):
         if name.startswith(("LIVEKIT_", "AURA_")):
@@ -27,44 +23,22 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def _make_settings(**overrides: object) -> Settings:
-    """Settings for tests: real-looking credentials, no .env file."""
-    values: dict[str, object] = {"livekit_api_key": API_KEY, "livekit_api_secret": SECRET}
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+@pytest.fixture
+def make_settings(aura_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """``make_settings(**fields)``: settings pointed at this test's LiveKit emulator (the kit)."""
+    return aura_settings
 
 
 @pytest.fixture
-def make_settings() -> Callable[..., Settings]:
-    """``make_settings(**fields)``: test settings with real-looking credentials, no .env."""
-    return _make_settings
+def settings(aura_settings: Callable[..., Settings]) -> Settings:
+    """Default test settings, pointed at this test's LiveKit emulator."""
+    return aura_settings()
 
 
 @pytest.fixture
-def settings() -> Settings:
-    """Default test settings."""
-    return _make_settings()
-
-
-ServeFactory = Callable[..., ServiceClient]
-
-
-@pytest.fixture
-def serve(settings: Settings) -> Iterator[ServeFactory]:
-    """``serve(settings=None, plugins=None)``: build an app and serve it for this test."""
-    stack = []
-
-    def start(
-        settings_: Settings | None = None, plugins: dict[str, Plugin] | None = None
-    ) -> ServiceClient:
-        app = create_app(settings_ or settings, plugins=plugins)
-        context = serving(app)
-        stack.append(context)
-        return context.__enter__()
-
-    yield start
-    while stack:
-        stack.pop().__exit__(None, None, None)
+def serve(aura_client: Callable[..., ServiceClient]) -> Callable[..., ServiceClient]:
+    """``serve(settings=None, *, plugins=None, **fields)``: the kit's ``aura_client``."""
+    return aura_client
 
 
 def _write_distribution(

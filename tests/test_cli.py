@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from aura_livekit_backend import __version__
-from aura_livekit_backend.testing.client import free_port
+from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
 SECRET = "cli-test-secret-cli-test-secret-0123"
@@ -181,3 +182,56 @@ def test_serves_with_real_credentials(extra: list[str]) -> None:
         code, output = stop(process)
     assert code == 0
     assert SECRET not in output and "development mode" not in output
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def walkthrough(port: int) -> str:
+    """The README's walk-through script, pointed at ``port``."""
+    text = README.read_text()
+    block = text.split("<!-- walkthrough -->", 1)[1].split("<!-- /walkthrough -->", 1)[0]
+    script = block.split("```bash", 1)[1].rsplit("```", 1)[0]
+    return script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+
+
+def test_the_readme_walkthrough_runs_as_written_against_dev() -> None:
+    with server("--dev", "--workers", "2") as (process, base):
+        port = int(base.rsplit(":", 1)[1])
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", walkthrough(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        stop(process)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '"roomTopic": "Test Room"' in out
+    assert '"userName": "host-user"' in out
+    assert out.count('"token": "ey') == 2  # the creator's and the participant's
+    assert '"createdBy": "host-user"' in out
+    assert '"total": 1' in out
+
+
+def test_two_workers_see_the_same_rooms(livekit_emulator) -> None:
+    env = {
+        "LIVEKIT_URL": livekit_emulator.url,
+        "LIVEKIT_API_KEY": TEST_API_KEY,
+        "LIVEKIT_API_SECRET": TEST_API_SECRET,
+    }
+    with server("--workers", "2", env=env) as (process, base):
+        # A fresh connection per request: the kernel spreads them over both workers.
+        made = [
+            httpx.post(f"{base}/api/room/create", json={"userName": f"u{i}"}, timeout=10).json()
+            for i in range(10)
+        ]
+        for room in made:
+            for room_id in (room["roomId"], room["sid"]):
+                got = httpx.get(f"{base}/api/room/{room_id}", timeout=10)
+                assert got.status_code == 200 and got.json()["sid"] == room["sid"]
+        totals = {httpx.get(f"{base}/api/rooms", timeout=10).json()["total"] for _ in range(10)}
+        code, output = stop(process)
+    assert totals == {10}
+    assert code == 0, output
+    assert len(set(re.findall(r"Starting worker \[(\d+)\]", output))) == 2

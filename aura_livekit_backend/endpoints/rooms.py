@@ -1,12 +1,183 @@
-"""The rooms endpoints (to come: they need the LiveKit gateway)."""
+"""Rooms: ``POST /room/create``, ``POST /room/join``, ``GET /room/{roomId}``, ``GET /rooms``.
+
+Every fact about a room lives in LiveKit (topic, description and creator in its
+metadata, the participant limit in LiveKit's own field), so any number of workers
+and replicas agree without sharing anything.
+"""
 
 from __future__ import annotations
 
-from ..plugin import Plugin, PluginContext
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from sanic import HTTPResponse, Request, json
+from sanic_ext import openapi
+
+from ..plugin import (
+    ApiError,
+    Plugin,
+    PluginContext,
+    RoomReply,
+    check_text,
+    error_responses,
+    failing_to,
+    json_body,
+    room_reply,
+)
+from .tokens import MAX_ROOM_ID, JoinRoom, UserName, join, join_definition
+
+__all__ = ["CreateReply", "CreateRoom", "RoomList", "plugin"]
+
+MAX_TOPIC = 200
+MAX_DESCRIPTION = 2000
+
+
+class CreateRoom(UserName):
+    """The body of ``POST /room/create``."""
+
+    roomTopic: str | None = Field(
+        None,
+        description=f"Meeting topic (at most {MAX_TOPIC} characters); default 새 회의",
+        examples=["My Room"],
+    )
+    description: str | None = Field(
+        None, description=f"Room description (at most {MAX_DESCRIPTION} characters)"
+    )
+    maxParticipants: int | None = Field(
+        None, description="Most participants at once; default 20, at most the configured cap"
+    )
+
+    @field_validator("roomTopic")
+    @classmethod
+    def _check_topic(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_TOPIC:
+            raise ValueError(f"must be at most {MAX_TOPIC} characters")
+        return None if value is None else check_text(value)
+
+    @field_validator("description")
+    @classmethod
+    def _check_description(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_DESCRIPTION:
+            raise ValueError(f"must be at most {MAX_DESCRIPTION} characters")
+        return None if value is None else check_text(value, multiline=True)
+
+    @field_validator("maxParticipants")
+    @classmethod
+    def _check_max(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cap = (info.context or {}).get("max_participants_cap", 1000)
+        if value is not None and not 1 <= value <= cap:
+            raise ValueError(f"must be between 1 and {cap}")
+        return value
+
+
+class CreateReply(BaseModel):
+    """A new room and the creator's token to join it."""
+
+    roomId: str = Field(examples=["room-1736598234-x7k2m9"])
+    sid: str = Field(examples=["RM_dSbCDo6CDPQU"])
+    roomUrl: str = Field(examples=["wss://livekit.example.com/room-1736598234-x7k2m9"])
+    roomTopic: str
+    description: str
+    maxParticipants: int
+    userName: str
+    token: str = Field(description="The creator's LiveKit access token (JWT)")
+    livekitUrl: str = Field(examples=["wss://livekit.example.com"])
+
+
+class RoomList(BaseModel):
+    """Every active room."""
+
+    rooms: list[RoomReply]
+    total: int
 
 
 def setup(ctx: PluginContext) -> None:
-    """Add no routes yet."""
+    """Add the room routes."""
+    settings = ctx.settings
+    livekit = ctx.livekit
+    limits = {"max_participants_cap": settings.max_participants_cap}
+
+    @ctx.blueprint.post("/room/create")
+    @openapi.definition(
+        summary="Create a room",
+        description="Creates a LiveKit room with a fresh name and answers with a token for "
+        "its creator (identity = userName).",
+        tag="rooms",
+        response=[
+            openapi.definitions.Response({"application/json": CreateReply}, status=200),
+            *error_responses(400, 502, 503),
+        ],
+    )
+    @json_body(CreateRoom, context=limits)
+    async def create_room(request: Request, body: CreateRoom) -> HTTPResponse:
+        with failing_to("create room"):
+            room = await livekit.create_room(
+                topic=body.roomTopic or settings.default_room_topic,
+                description=body.description or "",
+                max_participants=body.maxParticipants or settings.default_max_participants,
+                created_by=body.userName,
+            )
+        token = livekit.mint_token(identity=body.userName, name=body.userName, room=room.name)
+        return json(
+            {
+                "roomId": room.name,
+                "sid": room.sid,
+                "roomUrl": f"{livekit.public_url}/{room.name}",
+                "roomTopic": room.topic,
+                "description": room.description,
+                "maxParticipants": room.max_participants,
+                "userName": body.userName,
+                "token": token,
+                "livekitUrl": livekit.public_url,
+            }
+        )
+
+    @ctx.blueprint.post("/room/join")
+    @join_definition("Join a room")
+    @json_body(JoinRoom)
+    async def join_room(request: Request, body: JoinRoom) -> HTTPResponse:
+        return await join(livekit, body)
+
+    # unquote: a room name may hold any character, percent-encoded in the path.
+    @ctx.blueprint.get("/room/<roomId:str>", unquote=True)
+    @openapi.definition(
+        summary="Describe a room",
+        tag="rooms",
+        parameter=openapi.definitions.Parameter(
+            "roomId", str, location="path", description="The room's name or its LiveKit sid"
+        ),
+        response=[
+            openapi.definitions.Response({"application/json": RoomReply}, status=200),
+            *error_responses(400, 404, 502, 503),
+        ],
+    )
+    async def get_room(request: Request, roomId: str) -> HTTPResponse:
+        room_id = _path_room_id(roomId)
+        with failing_to("get room"):
+            room = await livekit.get_room(room_id)
+        return json(room_reply(room))
+
+    @ctx.blueprint.get("/rooms")
+    @openapi.definition(
+        summary="List active rooms",
+        tag="rooms",
+        response=[
+            openapi.definitions.Response({"application/json": RoomList}, status=200),
+            *error_responses(502, 503),
+        ],
+    )
+    async def list_rooms(request: Request) -> HTTPResponse:
+        with failing_to("list rooms"):
+            rooms = await livekit.list_rooms()
+        return json({"rooms": [room_reply(room) for room in rooms], "total": len(rooms)})
 
 
-plugin = Plugin(setup=setup, description="rooms (not yet implemented)")
+def _path_room_id(value: str) -> str:
+    """A roomId from the path, or a 400 naming what is wrong with it."""
+    if len(value) > MAX_ROOM_ID:
+        raise ApiError(400, f"roomId: must be at most {MAX_ROOM_ID} characters")
+    try:
+        return check_text(value)
+    except ValueError as exc:
+        raise ApiError(400, f"roomId: {exc}") from None
+
+
+plugin = Plugin(setup=setup, description="Create, join, describe and list rooms.")

@@ -1,12 +1,115 @@
-"""The tokens endpoints (to come: they need the LiveKit gateway)."""
+"""``POST /token``: a token to join an existing room (the same as ``POST /room/join``).
+
+The join itself — find the room by name or sid, refuse a full one, mint the token —
+is :func:`join`, which the rooms plugin serves at ``/room/join`` as well.
+"""
 
 from __future__ import annotations
 
-from ..plugin import Plugin, PluginContext
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sanic import HTTPResponse, Request, json
+from sanic_ext import openapi
+
+from ..plugin import (
+    ApiError,
+    LiveKitGateway,
+    Plugin,
+    PluginContext,
+    check_text,
+    error_responses,
+    failing_to,
+    json_body,
+)
+
+__all__ = ["JoinReply", "JoinRoom", "UserName", "join", "join_definition", "plugin"]
+
+#: LiveKit's own limit on a room name.
+MAX_ROOM_ID = 256
+MAX_USER_NAME = 128
+
+
+def _required_text(value: str, limit: int) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or blank")
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    return check_text(value)
+
+
+class UserName(BaseModel):
+    """A body carrying the caller's ``userName`` (the token's identity and name)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    userName: str = Field(
+        description="Who joins: the token's identity and display name "
+        f"(1 to {MAX_USER_NAME} characters)",
+        examples=["participant-user"],
+    )
+
+    @field_validator("userName")
+    @classmethod
+    def _check_user_name(cls, value: str) -> str:
+        return _required_text(value, MAX_USER_NAME)
+
+
+class JoinRoom(UserName):
+    """The body of ``POST /room/join`` and ``POST /token``."""
+
+    roomId: str = Field(
+        description="The room's name (roomId) or its LiveKit sid (RM_…)",
+        examples=["room-1736598234-x7k2m9"],
+    )
+
+    @field_validator("roomId")
+    @classmethod
+    def _check_room_id(cls, value: str) -> str:
+        return _required_text(value, MAX_ROOM_ID)
+
+
+class JoinReply(BaseModel):
+    """A token for one room."""
+
+    token: str = Field(description="LiveKit access token (JWT)")
+    url: str = Field(
+        description="The LiveKit URL to connect to", examples=["wss://livekit.example.com"]
+    )
+    roomId: str = Field(description="The room's name")
+    sid: str = Field(description="LiveKit's room sid")
+
+
+async def join(livekit: LiveKitGateway, body: JoinRoom) -> HTTPResponse:
+    """Answer a join: a token for ``body.roomId`` (name or sid), unless the room is full."""
+    with failing_to("join room"):
+        room = await livekit.get_room(body.roomId)
+    if room.is_full:
+        raise ApiError(409, "Failed to join room: Room is full")
+    token = livekit.mint_token(identity=body.userName, name=body.userName, room=room.name)
+    return json({"token": token, "url": livekit.public_url, "roomId": room.name, "sid": room.sid})
+
+
+def join_definition(summary: str):
+    """The OpenAPI definition shared by both join routes."""
+    return openapi.definition(
+        summary=summary,
+        description="Mints a token (roomJoin, canPublish, canSubscribe, canPublishData) for "
+        "an existing room. roomId may be the room's name or its LiveKit sid.",
+        tag="tokens",
+        response=[
+            openapi.definitions.Response({"application/json": JoinReply}, status=200),
+            *error_responses(400, 404, 409, 502, 503),
+        ],
+    )
 
 
 def setup(ctx: PluginContext) -> None:
-    """Add no routes yet."""
+    """Add ``POST /token``."""
+
+    @ctx.blueprint.post("/token")
+    @join_definition("Get a token to join a room")
+    @json_body(JoinRoom)
+    async def token(request: Request, body: JoinRoom) -> HTTPResponse:
+        return await join(ctx.livekit, body)
 
 
-plugin = Plugin(setup=setup, description="tokens (not yet implemented)")
+plugin = Plugin(setup=setup, description="Tokens to join existing rooms.")

@@ -6,7 +6,6 @@ Needs the ``test`` extra (sanic-testing, httpx).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,14 +14,9 @@ import httpx
 from sanic import Sanic
 from sanic_testing.reusable import ReusableClient
 
+from .emulator import free_port
+
 __all__ = ["ServiceClient", "free_port", "serving"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ServiceClient:

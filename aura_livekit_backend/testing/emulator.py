@@ -1,0 +1,453 @@
+"""An emulator of LiveKit's Twirp RoomService, for tests and ``--dev``.
+
+A LiveKit server is a Go binary no package registry here ships, so the service's
+tests talk to this instead, over real HTTP, through the real ``livekit-api`` client.
+It honours what the service depends on (``shared/notes/livekit-wire.md``, read from
+LiveKit's sources): the Twirp wire format with protobuf and JSON bodies, Twirp error
+codes and statuses, JWT authentication in LiveKit's two layers with the grants each
+call demands, get-or-create rooms with ``RM_`` sids and LiveKit's defaults, and rooms
+closing after their empty/departure timeouts.
+
+There is no media: participants exist only because a test put them there
+(:meth:`LiveKitEmulator.add_participant`), as if they had joined over WebRTC.
+
+It runs on its own event loop in a background thread, so a test can drive it
+synchronously while the service under test runs on another loop::
+
+    with LiveKitEmulator(api_key="key", api_secret="a-secret-of-32-bytes-or-more…") as lk:
+        settings = Settings(livekit_url=lk.url, livekit_api_key="key", …)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jwt
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
+from livekit.protocol import models
+from livekit.protocol import room as room_pb
+
+from ..livekit_gateway import SID_ALPHABET
+from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
+
+__all__ = ["LiveKitEmulator", "RoomFull", "TwirpFault", "free_port"]
+
+SERVICE = "livekit.RoomService"
+#: LiveKit's defaults for a room created without them.
+DEFAULT_EMPTY_TIMEOUT = 300
+DEFAULT_DEPARTURE_TIMEOUT = 20
+MAX_NAME_LENGTH = 256
+MAX_METADATA_BYTES = 512 * 1024
+#: LiveKit's leeway on a token's nbf and exp.
+LEEWAY_SECONDS = 60
+
+_STATUS = {
+    "canceled": 408,
+    "unknown": 500,
+    "invalid_argument": 400,
+    "malformed": 400,
+    "deadline_exceeded": 408,
+    "not_found": 404,
+    "bad_route": 404,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+    "resource_exhausted": 429,
+    "failed_precondition": 412,
+    "aborted": 409,
+    "out_of_range": 400,
+    "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
+    "dataloss": 500,
+}
+#: Every RoomService method, with the message type it takes.
+_METHODS = {
+    method.name: GetMessageClass(method.input_type)
+    for method in room_pb.DESCRIPTOR.services_by_name["RoomService"].methods
+}
+
+
+class RoomFull(Exception):
+    """A join the emulated LiveKit refuses: the room has max_participants already."""
+
+
+class TwirpFault(Exception):
+    """An error answered as Twirp JSON ``{"code", "msg"}`` with the code's HTTP status."""
+
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+
+    def response(self) -> web.Response:
+        """The Twirp error answer."""
+        return web.json_response({"code": self.code, "msg": self.msg}, status=_STATUS[self.code])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _snake(name: str) -> str:
+    """``UpdateRoomMetadata`` → ``update_room_metadata``: the handler's name."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _sid(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(SID_ALPHABET) for _ in range(12))
+
+
+@dataclass
+class _Room:
+    proto: models.Room
+    participants: dict[str, models.ParticipantInfo] = field(default_factory=dict)
+    #: When the last participant left; None while someone is in or nobody ever joined.
+    emptied_at: float | None = None
+    ever_joined: bool = False
+
+
+class LiveKitEmulator:
+    """LiveKit's RoomService on ``127.0.0.1``, in a background thread."""
+
+    def __init__(
+        self,
+        api_key: str = DEV_API_KEY,
+        api_secret: str = DEV_API_SECRET,
+        *,
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Emulate a LiveKit that accepts ``api_key``/``api_secret``; ``port`` 0 picks one."""
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.port = port
+        self.clock = clock
+        #: Seconds added before every Twirp answer (a slow LiveKit).
+        self.latency = 0.0
+        #: Twirp calls received, by method name.
+        self.calls: Counter[str] = Counter()
+        self._faults: dict[str, TwirpFault] = {}
+        self._rooms: dict[str, _Room] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The URL to give the service as ``LIVEKIT_URL``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveKitEmulator:
+        """Start serving; returns once the port accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        if len(self.api_secret.encode()) < MIN_SECRET_BYTES:
+            # LiveKit's dev secret is short by design; PyJWT would warn at every call.
+            warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="livekit-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
+        app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # the port 0 became
+
+    def stop(self) -> None:
+        """Stop serving (connections are refused from now on); rooms are kept."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> LiveKitEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what a test may do to the emulated LiveKit --------------------------------
+
+    def add_participant(
+        self, room: str, identity: str, name: str = "", *, publisher: bool = False
+    ) -> models.ParticipantInfo:
+        """Join ``identity`` to ``room`` as LiveKit would at WebRTC signalling.
+
+        A second join with the same identity replaces the first (LiveKit disconnects
+        it). Raises :class:`RoomFull` when max_participants are already in, KeyError
+        when the room does not exist.
+        """
+        with self._lock:
+            state = self._live_room(room)
+            if state is None:
+                raise KeyError(room)
+            limit = state.proto.max_participants
+            if identity not in state.participants and 0 < limit <= len(state.participants):
+                raise RoomFull(room)
+            now = self.clock()
+            participant = models.ParticipantInfo(
+                sid=_sid("PA_"),
+                identity=identity,
+                name=name or identity,
+                state=models.ParticipantInfo.State.ACTIVE,
+                joined_at=int(now),
+                joined_at_ms=int(now * 1000),
+                is_publisher=publisher,
+            )
+            state.participants[identity] = participant
+            state.ever_joined = True
+            state.emptied_at = None
+            return participant
+
+    def remove_participant(self, room: str, identity: str) -> None:
+        """``identity`` leaves ``room`` (the departure timeout starts when it empties)."""
+        with self._lock:
+            state = self._live_room(room)
+            left = state is not None and state.participants.pop(identity, None) is not None
+            if left and not state.participants:
+                state.emptied_at = self.clock()
+
+    def fail(self, method: str, code: str | None, msg: str = "emulated failure") -> None:
+        """Answer every ``method`` call with the Twirp error ``code`` from now on; None heals."""
+        if method not in _METHODS:
+            raise ValueError(f"RoomService has no method {method}")
+        if code is None:
+            self._faults.pop(method, None)
+        else:
+            self._faults[method] = TwirpFault(code, msg)
+
+    def room_names(self) -> list[str]:
+        """The names of the rooms that are open now."""
+        with self._lock:
+            self._expire()
+            return sorted(self._rooms)
+
+    # -- the Twirp service -------------------------------------------------------
+
+    async def _twirp(self, request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Authorization")
+        claims = None
+        if header is not None:
+            claims = self._verify(header)
+            if claims is None:
+                # LiveKit's auth middleware answers before Twirp: plain text, no code.
+                return web.Response(status=401, text="invalid token\n")
+        method = request.match_info["path"].removeprefix(SERVICE + "/")
+        content_type = request.content_type
+        try:
+            if (
+                request.method != "POST"
+                or not request.match_info["path"].startswith(SERVICE + "/")
+                or method not in _METHODS
+                or content_type not in ("application/protobuf", "application/json")
+            ):
+                raise TwirpFault("bad_route", f"no handler for path {request.path!r}")
+            self.calls[method] += 1
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            if method in self._faults:
+                raise self._faults[method]
+            handler = getattr(self, "_rpc_" + _snake(method), None)
+            if handler is None:
+                raise TwirpFault("unimplemented", f"the emulator does not implement {method}")
+            message = self._decode(await request.read(), content_type, _METHODS[method])
+            if claims is None:
+                raise TwirpFault("unauthenticated", "permissions denied")
+            with self._lock:
+                self._expire()
+                answer = handler(message, claims.get("video") or {})
+        except TwirpFault as fault:
+            return fault.response()
+        return self._encode(answer, content_type)
+
+    def _verify(self, header: str) -> dict | None:
+        scheme, _, token = header.partition(" ")
+        if scheme != "Bearer" or not token:
+            return None
+        try:
+            return jwt.decode(
+                token,
+                self.api_secret,
+                algorithms=["HS256"],
+                issuer=self.api_key,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss"]},
+            )
+        except jwt.PyJWTError:
+            return None
+
+    @staticmethod
+    def _decode(body: bytes, content_type: str, request_type: type[Message]) -> Message:
+        message = request_type()
+        try:
+            if content_type == "application/json":
+                json_format.Parse(body or b"{}", message, ignore_unknown_fields=True)
+            else:
+                message.ParseFromString(body)
+        except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
+            raise TwirpFault("malformed", f"the request could not be decoded: {exc}") from None
+        return message
+
+    @staticmethod
+    def _encode(message: Message, content_type: str) -> web.Response:
+        if content_type == "application/json":
+            text = json_format.MessageToJson(message, preserving_proto_field_name=True)
+            return web.Response(body=text.encode(), content_type="application/json")
+        return web.Response(body=message.SerializeToString(), content_type="application/protobuf")
+
+    # -- state (called with the lock held) ------------------------------------------
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for name, state in list(self._rooms.items()):
+            if state.participants:
+                continue
+            if state.ever_joined and state.emptied_at is not None:
+                closes = state.emptied_at + state.proto.departure_timeout
+            else:
+                closes = state.proto.creation_time + state.proto.empty_timeout
+            if now >= closes:
+                del self._rooms[name]
+
+    def _live_room(self, name: str) -> _Room | None:
+        self._expire()
+        return self._rooms.get(name)
+
+    def _snapshot(self, state: _Room) -> models.Room:
+        room = models.Room()
+        room.CopyFrom(state.proto)
+        room.num_participants = len(state.participants)
+        room.num_publishers = sum(p.is_publisher for p in state.participants.values())
+        return room
+
+    @staticmethod
+    def _require(grants: dict, grant: str, room: str | None = None) -> None:
+        if not grants.get(grant) or (room is not None and grants.get("room") != room):
+            raise TwirpFault("permission_denied", "permissions denied")
+
+    def _rpc_create_room(self, message: room_pb.CreateRoomRequest, grants: dict) -> models.Room:
+        self._require(grants, "roomCreate")
+        if not message.name:
+            raise TwirpFault("invalid_argument", "room name is required")
+        if len(message.name) > MAX_NAME_LENGTH:
+            raise TwirpFault("invalid_argument", "room name length exceeds limits")
+        if len(message.metadata.encode()) > MAX_METADATA_BYTES:
+            raise TwirpFault("invalid_argument", "metadata size exceeds limits")
+        existing = self._rooms.get(message.name)
+        if existing is not None:
+            return self._snapshot(existing)
+        now = self.clock()
+        proto = models.Room(
+            sid=_sid("RM_"),
+            name=message.name,
+            empty_timeout=message.empty_timeout or DEFAULT_EMPTY_TIMEOUT,
+            departure_timeout=message.departure_timeout or DEFAULT_DEPARTURE_TIMEOUT,
+            max_participants=message.max_participants,
+            creation_time=int(now),
+            creation_time_ms=int(now * 1000),
+            metadata=message.metadata,
+        )
+        self._rooms[message.name] = _Room(proto)
+        return self._snapshot(self._rooms[message.name])
+
+    def _rpc_list_rooms(
+        self, message: room_pb.ListRoomsRequest, grants: dict
+    ) -> room_pb.ListRoomsResponse:
+        self._require(grants, "roomList")
+        names = list(message.names) or list(self._rooms)
+        rooms = [self._snapshot(self._rooms[n]) for n in names if n in self._rooms]
+        return room_pb.ListRoomsResponse(rooms=rooms)
+
+    def _rpc_delete_room(
+        self, message: room_pb.DeleteRoomRequest, grants: dict
+    ) -> room_pb.DeleteRoomResponse:
+        self._require(grants, "roomCreate")
+        if self._rooms.pop(message.room, None) is None:
+            raise TwirpFault("not_found", "requested room does not exist")
+        return room_pb.DeleteRoomResponse()
+
+    def _rpc_update_room_metadata(
+        self, message: room_pb.UpdateRoomMetadataRequest, grants: dict
+    ) -> models.Room:
+        self._require(grants, "roomAdmin", message.room)
+        state = self._rooms.get(message.room)
+        if state is None:
+            raise TwirpFault("not_found", "requested room does not exist")
+        if len(message.metadata.encode()) > MAX_METADATA_BYTES:
+            raise TwirpFault("invalid_argument", "metadata size exceeds limits")
+        state.proto.metadata = message.metadata
+        return self._snapshot(state)
+
+    def _rpc_list_participants(
+        self, message: room_pb.ListParticipantsRequest, grants: dict
+    ) -> room_pb.ListParticipantsResponse:
+        self._require(grants, "roomAdmin", message.room)
+        state = self._rooms.get(message.room)
+        participants = list(state.participants.values()) if state else []
+        return room_pb.ListParticipantsResponse(participants=participants)
+
+    def _rpc_get_participant(
+        self, message: room_pb.RoomParticipantIdentity, grants: dict
+    ) -> models.ParticipantInfo:
+        self._require(grants, "roomAdmin", message.room)
+        state = self._rooms.get(message.room)
+        if state is None or message.identity not in state.participants:
+            raise TwirpFault("not_found", "participant does not exist")
+        return state.participants[message.identity]
+
+    def _rpc_remove_participant(
+        self, message: room_pb.RoomParticipantIdentity, grants: dict
+    ) -> room_pb.RemoveParticipantResponse:
+        self._require(grants, "roomAdmin", message.room)
+        state = self._rooms.get(message.room)
+        if state is None or state.participants.pop(message.identity, None) is None:
+            raise TwirpFault("not_found", "participant does not exist")
+        if not state.participants:
+            state.emptied_at = self.clock()
+        return room_pb.RemoveParticipantResponse()
