@@ -18,7 +18,13 @@ from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from .livekit_gateway import LiveKitError, LiveKitUnavailable, RoomNotFound
+from .livekit_gateway import (
+    LiveKitError,
+    LiveKitUnavailable,
+    ParticipantNotFound,
+    RoomLimitFixed,
+    RoomNotFound,
+)
 
 __all__ = ["ApiError", "JsonErrorHandler", "error_body", "failing_to"]
 
@@ -47,12 +53,17 @@ def failing_to(action: str) -> Iterator[None]:
     ``action`` completes the message, as the API has always worded it:
     ``failing_to("join room")`` gives ``"Failed to join room: Room not found"`` (404),
     ``"Failed to join room: LiveKit is unavailable …"`` (503) or a 502 when LiveKit
-    answered with an error the service did not expect.
+    answered with an error the service did not expect. A participant that is not
+    there is a 404 too; raising a room's participant limit a 400.
     """
     try:
         yield
     except RoomNotFound:
         raise ApiError(404, f"Failed to {action}: Room not found") from None
+    except ParticipantNotFound:
+        raise ApiError(404, f"Failed to {action}: Participant not found") from None
+    except RoomLimitFixed as exc:
+        raise ApiError(400, f"maxParticipants: {exc}") from None
     except LiveKitUnavailable as exc:
         raise ApiError(503, f"Failed to {action}: {exc}") from None
     except LiveKitError as exc:

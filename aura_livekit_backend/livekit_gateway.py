@@ -38,7 +38,10 @@ __all__ = [
     "LiveKitGateway",
     "LiveKitRejected",
     "LiveKitUnavailable",
+    "Participant",
+    "ParticipantNotFound",
     "RoomInfo",
+    "RoomLimitFixed",
     "RoomNotFound",
     "looks_like_sid",
     "new_room_name",
@@ -68,8 +71,24 @@ class LiveKitRejected(LiveKitError):
     """LiveKit refused the service's own credentials or their permissions."""
 
 
+class _NotFound(LiveKitError):
+    """LiveKit's not_found, before the gateway says what was not found."""
+
+
 class RoomNotFound(LookupError):
     """No room in LiveKit has that name or sid."""
+
+
+class ParticipantNotFound(LookupError):
+    """The room has no participant with that identity."""
+
+
+class RoomLimitFixed(ValueError):
+    """LiveKit fixes a room's participant limit at creation: it can be lowered, not raised."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"can be lowered, not raised above {limit} (LiveKit fixes it at creation)")
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +110,18 @@ class RoomInfo:
         return 0 < self.max_participants <= self.num_participants
 
 
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """Someone in a room, as LiveKit sees them."""
+
+    identity: str
+    name: str
+    joined_at: datetime
+    is_publisher: bool
+    #: LiveKit's state, lowercase: joining, joined, active or disconnected.
+    state: str
+
+
 def looks_like_sid(room_id: str) -> bool:
     """True when ``room_id`` has the shape of a LiveKit room sid (``RM_`` + 12 characters)."""
     return _ROOM_SID.fullmatch(room_id) is not None
@@ -103,22 +134,45 @@ def new_room_name(now: float | None = None) -> str:
     return f"room-{stamp}-{suffix}"
 
 
-def _room_metadata(topic: str, description: str, created_by: str) -> str:
+def _encode_facts(facts: dict[str, object]) -> str:
     # LiveKit hands the metadata to every participant's client: keep it small JSON.
-    return json.dumps(
-        {"topic": topic, "description": description, "createdBy": created_by},
-        ensure_ascii=False,
-        separators=(",", ":"),
+    return json.dumps(facts, ensure_ascii=False, separators=(",", ":"))
+
+
+def _room_metadata(topic: str, description: str, created_by: str) -> str:
+    return _encode_facts({"topic": topic, "description": description, "createdBy": created_by})
+
+
+def _facts(room: api.Room) -> dict[str, object]:
+    """Our facts from the room's metadata; a room made elsewhere may hold anything there."""
+    try:
+        facts = json.loads(room.metadata) if room.metadata else {}
+    except ValueError:
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def _limit(room: api.Room, facts: dict[str, object]) -> int:
+    """The room's participant limit: LiveKit's, or a lower one set since (0: none)."""
+    lowered = facts.get("maxParticipants")
+    hard = room.max_participants
+    if isinstance(lowered, int) and lowered > 0 and (hard == 0 or lowered < hard):
+        return lowered
+    return hard
+
+
+def _participant(info: api.ParticipantInfo) -> Participant:
+    return Participant(
+        identity=info.identity,
+        name=info.name,
+        joined_at=from_unix_ms(info.joined_at_ms or info.joined_at * 1000),
+        is_publisher=info.is_publisher,
+        state=api.ParticipantInfo.State.Name(info.state).lower(),
     )
 
 
 def _room_info(room: api.Room) -> RoomInfo:
-    try:
-        facts = json.loads(room.metadata) if room.metadata else {}
-    except ValueError:
-        facts = {}
-    if not isinstance(facts, dict):
-        facts = {}
+    facts = _facts(room)
 
     def text(key: str, default: str) -> str:
         value = facts.get(key)
@@ -132,7 +186,7 @@ def _room_info(room: api.Room) -> RoomInfo:
         # facts of ours: its name is the best topic there is.
         topic=text("topic", room.name),
         description=text("description", ""),
-        max_participants=room.max_participants,
+        max_participants=_limit(room, facts),
         created_by=text("createdBy", ""),
         created_at=from_unix_ms(created_ms),
         num_participants=room.num_participants,
@@ -209,15 +263,84 @@ class LiveKitGateway:
         By name costs one ``ListRooms(names=[…])`` whatever the number of rooms.
         LiveKit has no index by sid, so a sid that is not also a name lists all rooms.
         """
+        return _room_info(await self._find(room_id))
+
+    async def _find(self, room_id: str) -> api.Room:
         response = await self._call(self._room.list_rooms(api.ListRoomsRequest(names=[room_id])))
         for room in response.rooms:
             if room.name == room_id:
-                return _room_info(room)
+                return room
         if looks_like_sid(room_id):
             for room in await self._all_rooms():
                 if room.sid == room_id:
-                    return _room_info(room)
+                    return room
         raise RoomNotFound(room_id)
+
+    async def delete_room(self, room_id: str) -> RoomInfo:
+        """Close the room (LiveKit disconnects everyone in it); returns what it was."""
+        room = await self._find(room_id)
+        try:
+            await self._call(self._room.delete_room(api.DeleteRoomRequest(room=room.name)))
+        except _NotFound:
+            # Closed by someone else between our lookup and our call.
+            raise RoomNotFound(room_id) from None
+        return _room_info(room)
+
+    async def update_room(
+        self,
+        room_id: str,
+        *,
+        topic: str | None = None,
+        description: str | None = None,
+        max_participants: int | None = None,
+    ) -> RoomInfo:
+        """Change the room's facts; ``None`` leaves one as it is.
+
+        Topic and description live in the metadata. LiveKit fixes its own participant
+        limit at creation, so a lower limit is kept in the metadata too (and enforced
+        by our joins), and a higher one raises :class:`RoomLimitFixed`.
+        """
+        room = await self._find(room_id)
+        facts = _facts(room)
+        if topic is not None:
+            facts["topic"] = topic
+        if description is not None:
+            facts["description"] = description
+        if max_participants is not None:
+            if 0 < room.max_participants < max_participants:
+                raise RoomLimitFixed(room.max_participants)
+            facts["maxParticipants"] = max_participants
+        updated = await self._call(
+            self._room.update_room_metadata(
+                api.UpdateRoomMetadataRequest(room=room.name, metadata=_encode_facts(facts))
+            )
+        )
+        return _room_info(updated)
+
+    async def list_participants(self, room_id: str) -> tuple[RoomInfo, list[Participant]]:
+        """The room and everyone in it, in order of joining."""
+        room = await self._find(room_id)
+        response = await self._call(
+            self._room.list_participants(api.ListParticipantsRequest(room=room.name))
+        )
+        people = sorted(
+            (_participant(info) for info in response.participants),
+            key=lambda person: (person.joined_at, person.identity),
+        )
+        return _room_info(room), people
+
+    async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
+        """Disconnect ``identity`` from the room; :class:`ParticipantNotFound` if not there."""
+        room = await self._find(room_id)
+        try:
+            await self._call(
+                self._room.remove_participant(
+                    api.RoomParticipantIdentity(room=room.name, identity=identity)
+                )
+            )
+        except _NotFound:
+            raise ParticipantNotFound(identity) from None
+        return _room_info(room)
 
     async def list_rooms(self) -> list[RoomInfo]:
         """Every active room, oldest first."""
@@ -284,4 +407,6 @@ class LiveKitGateway:
             api.TwirpErrorCode.DEADLINE_EXCEEDED,
         ):
             return LiveKitUnavailable(f"LiveKit is unavailable ({exc.status} {exc.code})")
+        if exc.code == api.TwirpErrorCode.NOT_FOUND:
+            return _NotFound(f"LiveKit answered with an unexpected error ({exc.status} {exc.code})")
         return LiveKitError(f"LiveKit answered with an unexpected error ({exc.status} {exc.code})")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sanic import Blueprint
 
@@ -43,7 +43,10 @@ from .livekit_gateway import (
     LiveKitGateway,
     LiveKitRejected,
     LiveKitUnavailable,
+    Participant,
+    ParticipantNotFound,
     RoomInfo,
+    RoomLimitFixed,
     RoomNotFound,
 )
 from .schemas import ErrorReply, RoomReply, error_responses, room_reply
@@ -60,9 +63,12 @@ __all__ = [
     "LiveKitGateway",
     "LiveKitRejected",
     "LiveKitUnavailable",
+    "Participant",
+    "ParticipantNotFound",
     "Plugin",
     "PluginContext",
     "RoomInfo",
+    "RoomLimitFixed",
     "RoomNotFound",
     "RoomReply",
     "Settings",
@@ -96,6 +102,12 @@ class PluginContext:
     blueprint: Blueprint
     #: The worker's LiveKit gateway; usable from handlers and listeners while the server runs.
     livekit: LiveKitGateway
+    #: Security schemes declared with :meth:`declare_bearer_auth`, by name.
+    bearer_schemes: dict[str, str] = field(default_factory=dict)
+
+    def declare_bearer_auth(self, scheme: str, description: str = "") -> None:
+        """Document an HTTP bearer scheme for OpenAPI; routes name it with ``openapi.secured``."""
+        self.bearer_schemes[scheme] = description
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def _routes(blueprint: Blueprint, prefix: str) -> list[tuple[str, str]]:
 
 def set_up(
     source: PluginSource, settings: Settings, livekit: LiveKitGateway
-) -> tuple[Plugin, Blueprint, list[tuple[str, str]]]:
+) -> tuple[Plugin, PluginContext, list[tuple[str, str]]]:
     """Import ``source`` and run its ``setup`` on a fresh blueprint under the API prefix."""
     plugin = _load(source)
     blueprint = Blueprint(
@@ -179,7 +179,7 @@ def set_up(
         plugin.setup(context)
     except Exception as exc:
         raise PluginError(f"{source.label} failed to set up: {type(exc).__name__}: {exc}") from exc
-    return plugin, blueprint, _routes(blueprint, settings.api_prefix)
+    return plugin, context, _routes(blueprint, settings.api_prefix)
 
 
 def mount_plugins(
@@ -191,12 +191,12 @@ def mount_plugins(
     """Set up every enabled plugin and register its routes on ``app``, refusing clashes."""
     mounted = []
     owners: dict[tuple[str, str], PluginSource] = {}
-    blueprints = []
+    contexts: list[PluginContext] = []
     for source, enabled in select(sources, settings):
         if not enabled:
             mounted.append(MountedPlugin(source, False, (), ""))
             continue
-        plugin, blueprint, routes = set_up(source, settings, livekit)
+        plugin, context, routes = set_up(source, settings, livekit)
         for method, path in routes:
             key = (method, _route_shape(path))
             if key in owners:
@@ -205,10 +205,12 @@ def mount_plugins(
                     f"{owners[key].label} and {source.label}"
                 )
             owners[key] = source
-        blueprints.append(blueprint)
+        contexts.append(context)
         mounted.append(
             MountedPlugin(source, True, tuple(f"{m} {p}" for m, p in routes), plugin.description)
         )
-    for blueprint in blueprints:
-        app.blueprint(blueprint)
+    for context in contexts:
+        app.blueprint(context.blueprint)
+        for scheme, description in context.bearer_schemes.items():
+            app.ext.openapi.add_security_scheme(scheme, "http", description=description or None)
     return mounted

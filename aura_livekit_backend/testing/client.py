@@ -34,7 +34,7 @@ class ServiceClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request; ``kwargs`` are httpx's (``json=``, ``headers=``, ``content=``)."""
-        _, response = getattr(self._client, method.lower())(path, **kwargs)
+        _, response = self._client.request(path, http_method=method.upper(), **kwargs)
         return response
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:

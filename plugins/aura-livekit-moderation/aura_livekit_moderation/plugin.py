@@ -1,0 +1,249 @@
+"""The moderation endpoints."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sanic import HTTPResponse, Request, json
+from sanic_ext import openapi
+
+from aura_livekit_backend.plugin import (
+    ApiError,
+    Plugin,
+    PluginContext,
+    RoomReply,
+    check_text,
+    error_responses,
+    failing_to,
+    iso_ms,
+    json_body,
+    room_reply,
+)
+
+from .settings import ModerationSettings
+
+__all__ = ["ParticipantList", "RoomChanges", "plugin"]
+
+Handler = Callable[..., Awaitable[HTTPResponse]]
+
+MAX_ID = 256
+MAX_TOPIC = 200
+MAX_DESCRIPTION = 2000
+
+
+class RoomChanges(BaseModel):
+    """The body of ``PATCH /room/{roomId}``: any of the fields, at least one."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    roomTopic: str | None = Field(None, min_length=1, max_length=MAX_TOPIC)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    maxParticipants: int | None = Field(
+        None, description="Can be lowered; LiveKit fixes the highest at creation"
+    )
+
+    @field_validator("roomTopic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value, multiline=True)
+
+    @field_validator("maxParticipants")
+    @classmethod
+    def _max(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cap = (info.context or {}).get("max_participants_cap", 1000)
+        if value is not None and not 1 <= value <= cap:
+            raise ValueError(f"must be between 1 and {cap}")
+        return value
+
+
+class ParticipantReply(BaseModel):
+    """One participant."""
+
+    identity: str
+    name: str
+    joinedAt: str = Field(examples=["2025-12-30T16:22:11.000Z"])
+    isPublisher: bool
+    state: str = Field(examples=["active"])
+
+
+class ParticipantList(BaseModel):
+    """Everyone in a room."""
+
+    participants: list[ParticipantReply]
+    total: int
+
+
+class Deleted(BaseModel):
+    """A closed room."""
+
+    roomId: str
+    deleted: bool
+
+
+class Removed(BaseModel):
+    """A participant removed from a room."""
+
+    roomId: str
+    identity: str
+    removed: bool
+
+
+def _path_id(name: str, value: str) -> str:
+    if not value.strip():
+        raise ApiError(400, f"{name}: must not be empty or blank")
+    if len(value) > MAX_ID:
+        raise ApiError(400, f"{name}: must be at most {MAX_ID} characters")
+    try:
+        return check_text(value)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
+
+
+def setup(ctx: PluginContext) -> None:
+    """Add the moderation routes, each behind the plugin's API keys."""
+    keys = [key.get_secret_value().encode() for key in ModerationSettings().api_keys]
+    livekit = ctx.livekit
+    limits = {"max_participants_cap": ctx.settings.max_participants_cap}
+    bp = ctx.blueprint
+    ctx.declare_bearer_auth("moderation", "An API key from AURA_MODERATION_API_KEYS")
+
+    def moderators_only(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            if not keys:
+                # Never open by default: no keys configured means nobody moderates.
+                raise ApiError(403, "moderation is disabled")
+            scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+            presented = given.strip().encode()
+            # Compare against every key, always, so timing tells nothing about which.
+            matches = [hmac.compare_digest(presented, key) for key in keys]
+            if scheme.lower() != "bearer" or not any(matches):
+                error = ApiError(401, "a valid moderation API key is required")
+                error.headers = {"WWW-Authenticate": 'Bearer realm="moderation"'}
+                raise error
+            return await handler(request, *args, **kwargs)
+
+        return openapi.secured("moderation")(guarded)
+
+    room_param = openapi.definitions.Parameter(
+        "roomId", str, location="path", description="The room's name or its LiveKit sid"
+    )
+    secured_errors = error_responses(401, 403)
+
+    @bp.delete("/room/<roomId:str>", unquote=True)
+    @openapi.definition(
+        summary="Close a room",
+        description="Deletes the room in LiveKit; everyone in it is disconnected.",
+        tag="moderation",
+        parameter=room_param,
+        response=[
+            openapi.definitions.Response({"application/json": Deleted}, status=200),
+            *error_responses(400, 404, 502, 503),
+            *secured_errors,
+        ],
+    )
+    @moderators_only
+    async def delete_room(request: Request, roomId: str) -> HTTPResponse:
+        with failing_to("delete room"):
+            room = await livekit.delete_room(_path_id("roomId", roomId))
+        return json({"roomId": room.name, "deleted": True})
+
+    @bp.patch("/room/<roomId:str>", unquote=True)
+    @openapi.definition(
+        summary="Change a room",
+        description="Changes the topic, the description or the participant limit (which "
+        "can be lowered, not raised: LiveKit fixes the highest when the room is created).",
+        tag="moderation",
+        parameter=room_param,
+        response=[
+            openapi.definitions.Response({"application/json": RoomReply}, status=200),
+            *error_responses(400, 404, 502, 503),
+            *secured_errors,
+        ],
+    )
+    @moderators_only
+    @json_body(RoomChanges, context=limits)
+    async def update_room(request: Request, roomId: str, body: RoomChanges) -> HTTPResponse:
+        if not body.model_fields_set:
+            raise ApiError(400, "give at least one of roomTopic, description, maxParticipants")
+        with failing_to("update room"):
+            room = await livekit.update_room(
+                _path_id("roomId", roomId),
+                topic=body.roomTopic,
+                description=body.description,
+                max_participants=body.maxParticipants,
+            )
+        return json(room_reply(room))
+
+    @bp.get("/room/<roomId:str>/participants", unquote=True)
+    @openapi.definition(
+        summary="List a room's participants",
+        tag="moderation",
+        parameter=room_param,
+        response=[
+            openapi.definitions.Response({"application/json": ParticipantList}, status=200),
+            *error_responses(400, 404, 502, 503),
+            *secured_errors,
+        ],
+    )
+    @moderators_only
+    async def participants(request: Request, roomId: str) -> HTTPResponse:
+        with failing_to("list participants"):
+            _, people = await livekit.list_participants(_path_id("roomId", roomId))
+        return json(
+            {
+                "participants": [
+                    {
+                        "identity": person.identity,
+                        "name": person.name,
+                        "joinedAt": iso_ms(person.joined_at),
+                        "isPublisher": person.is_publisher,
+                        "state": person.state,
+                    }
+                    for person in people
+                ],
+                "total": len(people),
+            }
+        )
+
+    @bp.delete("/room/<roomId:str>/participants/<identity:str>", unquote=True)
+    @openapi.definition(
+        summary="Remove a participant",
+        description="Disconnects the participant. They can rejoin with a valid token.",
+        tag="moderation",
+        parameter=[
+            room_param,
+            openapi.definitions.Parameter("identity", str, location="path"),
+        ],
+        response=[
+            openapi.definitions.Response({"application/json": Removed}, status=200),
+            *error_responses(400, 404, 502, 503),
+            *secured_errors,
+        ],
+    )
+    @moderators_only
+    async def remove_participant(
+        request: Request,
+        roomId: str,
+        identity: str,
+    ) -> HTTPResponse:
+        with failing_to("remove participant"):
+            room = await livekit.remove_participant(
+                _path_id("roomId", roomId), _path_id("identity", identity)
+            )
+        return json({"roomId": room.name, "identity": identity, "removed": True})
+
+
+plugin = Plugin(
+    setup=setup,
+    description="Moderation: close and edit rooms, list and remove participants (API keys).",
+)

@@ -1,0 +1,173 @@
+"""The moderation plugin, tested with nothing but aura-livekit-backend's pytest kit."""
+
+from __future__ import annotations
+
+import pytest
+
+KEY = "moderation-key-0123456789abcdefghijkl"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture
+def client(aura_client, monkeypatch):
+    """The service with the installed plugins (moderation among them) and one key set."""
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", f"other-key, {KEY}")
+    return aura_client()
+
+
+def make_room(client, **body) -> dict:
+    response = client.post("/api/room/create", json={"userName": "host", **body})
+    assert response.status_code == 200, response.text
+    return response.json
+
+
+ROUTES = [
+    ("delete", "/api/room/{room}"),
+    ("patch", "/api/room/{room}"),
+    ("get", "/api/room/{room}/participants"),
+    ("delete", "/api/room/{room}/participants/someone"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": "Basic x"}],
+)
+def test_every_route_needs_a_valid_key(client, method, path, headers) -> None:
+    room = make_room(client)
+    response = client.request(
+        method, path.format(room=room["roomId"]), headers=headers, json={"roomTopic": "x"}
+    )
+    assert response.status_code == 401
+    assert response.json == {
+        "statusCode": 401,
+        "message": "a valid moderation API key is required",
+    }
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    # Nothing happened to the room.
+    assert client.get(f"/api/room/{room['roomId']}").json["roomTopic"] == "새 회의"
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_without_configured_keys_moderation_is_disabled(aura_client, method, path) -> None:
+    client = aura_client()
+    response = client.request(method, path.format(room="r"), headers=AUTH, json={})
+    assert response.status_code == 403
+    assert response.json == {"statusCode": 403, "message": "moderation is disabled"}
+
+
+def test_delete_room_closes_it(client, livekit_emulator) -> None:
+    room = make_room(client)
+    response = client.delete(f"/api/room/{room['sid']}", headers=AUTH)
+    assert response.json == {"roomId": room["roomId"], "deleted": True}
+    assert room["roomId"] not in livekit_emulator.room_names()
+    assert client.get(f"/api/room/{room['roomId']}").status_code == 404
+    again = client.delete(f"/api/room/{room['roomId']}", headers=AUTH)
+    assert again.json == {"statusCode": 404, "message": "Failed to delete room: Room not found"}
+
+
+def test_patch_changes_the_room_and_answers_its_info(client) -> None:
+    room = make_room(client, roomTopic="Old", description="d", maxParticipants=10)
+    response = client.patch(
+        f"/api/room/{room['roomId']}",
+        headers=AUTH,
+        json={"roomTopic": "New topic", "maxParticipants": 3},
+    )
+    assert response.status_code == 200, response.text
+    info = response.json
+    assert (info["roomTopic"], info["description"], info["maxParticipants"]) == (
+        "New topic",
+        "d",
+        3,
+    )
+    assert info["createdBy"] == "host"
+    assert client.get(f"/api/room/{room['roomId']}").json == info
+
+
+def test_a_lowered_limit_is_enforced_at_join(client, livekit_emulator) -> None:
+    room = make_room(client, maxParticipants=10)
+    client.patch(f"/api/room/{room['roomId']}", headers=AUTH, json={"maxParticipants": 1})
+    livekit_emulator.add_participant(room["roomId"], "host")
+    response = client.post("/api/room/join", json={"roomId": room["roomId"], "userName": "late"})
+    assert response.json == {"statusCode": 409, "message": "Failed to join room: Room is full"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "give at least one of roomTopic, description, maxParticipants"),
+        ({"maxParticipants": 11}, "maxParticipants: can be lowered, not raised above 10"),
+        ({"maxParticipants": "5"}, "maxParticipants: Input should be a valid integer"),
+        ({"maxParticipants": 0}, "maxParticipants: must be between 1 and 1000"),
+        ({"roomTopic": ""}, "roomTopic: String should have at least 1 character"),
+        ({"roomTopic": "a\u202eb"}, "roomTopic: must not contain control"),
+        ({"owner": "me"}, "owner is not a known field"),
+    ],
+)
+def test_bad_patches_are_400s(client, body, message) -> None:
+    room = make_room(client, maxParticipants=10)
+    response = client.patch(f"/api/room/{room['roomId']}", headers=AUTH, json=body)
+    assert response.status_code == 400
+    assert response.json["message"].startswith(message), response.json
+
+
+def test_participants_are_listed_and_removed(client, livekit_emulator) -> None:
+    room = make_room(client)
+    livekit_emulator.add_participant(room["roomId"], "host", "Host", publisher=True)
+    livekit_emulator.add_participant(room["roomId"], "guest", "게스트")
+    listed = client.get(f"/api/room/{room['sid']}/participants", headers=AUTH).json
+    assert listed["total"] == 2
+    people = {p["identity"]: p for p in listed["participants"]}
+    assert people["host"]["isPublisher"] is True and people["guest"]["name"] == "게스트"
+    assert people["guest"]["state"] == "active"
+    assert people["guest"]["joinedAt"].endswith("Z")
+
+    removed = client.delete(f"/api/room/{room['roomId']}/participants/guest", headers=AUTH)
+    assert removed.json == {"roomId": room["roomId"], "identity": "guest", "removed": True}
+    remaining = client.get(f"/api/room/{room['roomId']}/participants", headers=AUTH).json
+    assert [p["identity"] for p in remaining["participants"]] == ["host"]
+    gone = client.delete(f"/api/room/{room['roomId']}/participants/guest", headers=AUTH)
+    assert gone.json == {
+        "statusCode": 404,
+        "message": "Failed to remove participant: Participant not found",
+    }
+
+
+def test_identities_with_any_characters_are_path_safe(client, livekit_emulator) -> None:
+    room = make_room(client)
+    livekit_emulator.add_participant(room["roomId"], "김/민 준")
+    response = client.delete(
+        f"/api/room/{room['roomId']}/participants/%EA%B9%80%2F%EB%AF%BC%20%EC%A4%80", headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    assert response.json["identity"] == "김/민 준"
+
+
+def test_missing_rooms_are_404(client) -> None:
+    for method, path in ROUTES:
+        response = client.request(
+            method, path.format(room="room-1-nope00"), headers=AUTH, json={"description": "x"}
+        )
+        assert response.status_code == 404, (method, path)
+
+
+def test_livekit_outage_is_503(client, livekit_emulator) -> None:
+    livekit_emulator.stop()
+    response = client.get("/api/room/r/participants", headers=AUTH)
+    assert response.status_code == 503
+
+
+def test_disabling_the_plugin_removes_its_routes(aura_client, monkeypatch) -> None:
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", KEY)
+    client = aura_client(disabled_plugins=["moderation"])
+    assert client.delete("/api/room/r", headers=AUTH).status_code == 405  # GET remains
+    assert client.get("/api/room/r/participants", headers=AUTH).status_code == 404
+
+
+def test_openapi_documents_the_routes_and_their_security(aura_client) -> None:
+    spec = aura_client().get("/docs/openapi.json").json
+    operation = spec["paths"]["/api/room/{roomId}"]["delete"]
+    assert operation["security"] == [{"moderation": []}]
+    assert "moderation" in spec["components"]["securitySchemes"]
+    assert spec["paths"]["/api/room/{roomId}/participants/{identity}"]["delete"]
