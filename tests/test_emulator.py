@@ -270,3 +270,22 @@ def test_rooms_close_after_their_timeouts() -> None:
         assert emulator.room_names() == ["busy"]
         now[0] += 1
         assert emulator.room_names() == []
+
+
+def test_people_can_join_over_http_for_dev_demos(livekit_emulator) -> None:
+    run(with_client(livekit_emulator, lambda room: room.create_room(
+        api.CreateRoomRequest(name="demo", max_participants=1))))  # fmt: skip
+
+    async def scenario():
+        async with aiohttp.ClientSession() as http:
+            base = f"{livekit_emulator.url}/_emulator/rooms"
+            answers = []
+            for room, body in (("demo", {"identity": "ann"}), ("demo", {"identity": "bob"}),
+                               ("nope", {"identity": "x"}), ("demo", {"name": "?"})):  # fmt: skip
+                async with http.post(f"{base}/{room}/participants", json=body) as response:
+                    answers.append(response.status)
+            async with http.delete(f"{base}/demo/participants/ann") as response:
+                answers.append(response.status)
+            return answers
+
+    assert run(scenario()) == [200, 409, 404, 400, 204]

@@ -191,6 +191,10 @@ class LiveKitEmulator:
     async def _serve(self) -> None:
         app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
         app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
+        # Not LiveKit's: lets a person (or a test in another process) stand in for
+        # WebRTC joins when the emulator runs behind `aura-livekit-backend --dev`.
+        app.router.add_post("/_emulator/rooms/{room}/participants", self._http_join)
+        app.router.add_delete("/_emulator/rooms/{room}/participants/{identity}", self._http_leave)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
@@ -267,6 +271,27 @@ class LiveKitEmulator:
         with self._lock:
             self._expire()
             return sorted(self._rooms)
+
+    async def _http_join(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            identity = body["identity"]
+            name = body.get("name", "")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return web.json_response(
+                {"error": 'send {"identity": "...", "name": "..."}'}, status=400
+            )
+        try:
+            joined = self.add_participant(request.match_info["room"], str(identity), str(name))
+        except KeyError:
+            return web.json_response({"error": "no such room"}, status=404)
+        except RoomFull:
+            return web.json_response({"error": "room is full"}, status=409)
+        return web.json_response({"identity": joined.identity, "name": joined.name})
+
+    async def _http_leave(self, request: web.Request) -> web.Response:
+        self.remove_participant(request.match_info["room"], request.match_info["identity"])
+        return web.Response(status=204)
 
     # -- the Twirp service -------------------------------------------------------
 
