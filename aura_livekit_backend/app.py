@@ -12,20 +12,21 @@ import json
 from argparse import Namespace
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
 
 from sanic import Sanic
-from sanic.log import LOGGING_CONFIG_DEFAULTS
 from sanic_ext import Extend
 
 from . import __version__
 from .errors import JsonErrorHandler
 from .livekit_gateway import LiveKitGateway
+from .logs import log_config
+from .metrics import Metrics
+from .observability import install as install_observability
 from .plugin import Plugin
 from .plugin_loader import discover, given, mount_plugins
 from .settings import Settings, SettingsError, load_settings
 
-__all__ = ["APP_NAME", "create_app", "log_config"]
+__all__ = ["APP_NAME", "create_app"]
 
 APP_NAME = "aura_livekit_backend"
 
@@ -33,14 +34,6 @@ APP_NAME = "aura_livekit_backend"
 _app_numbers = itertools.count()
 
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
-
-
-def log_config() -> dict[str, Any]:
-    """Sanic's logging configuration plus the service's own logger (on stderr)."""
-    ours = {"level": "INFO", "handlers": ["error_console"], "propagate": False}
-    # Not a deep copy: the handlers hold the process's stdout and stderr.
-    loggers = {**LOGGING_CONFIG_DEFAULTS["loggers"], "aura_livekit_backend": ours}
-    return {**LOGGING_CONFIG_DEFAULTS, "loggers": loggers}
 
 
 def _resolve(settings: Settings | Namespace | None) -> Settings:
@@ -76,9 +69,16 @@ def create_app(
         APP_NAME if number == 0 else f"{APP_NAME}_{number}",
         error_handler=JsonErrorHandler(),
         dumps=_dumps,
-        log_config=log_config(),
+        log_config=log_config(settings),
     )
     app.config.FALLBACK_ERROR_FORMAT = "json"
+    # Our own access line (observability.py) carries the request id; Sanic's would not.
+    app.config.ACCESS_LOG = False
+    app.config.FORWARDED_SECRET = (
+        settings.forwarded_secret.get_secret_value() if settings.forwarded_secret else None
+    )
+    app.config.REAL_IP_HEADER = settings.real_ip_header
+    app.config.PROXIES_COUNT = settings.proxies_count
     app.config.OAS = settings.docs
     app.config.OAS_URL_PREFIX = "/docs"
     app.config.OAS_UI_DEFAULT = "swagger"
@@ -93,11 +93,13 @@ def create_app(
         description="Creates LiveKit rooms and mints LiveKit access tokens.",
     )
 
-    livekit = LiveKitGateway(settings)
+    metrics = Metrics() if settings.metrics else None
+    livekit = LiveKitGateway(settings, observer=metrics)
     app.ctx.settings = settings
     app.ctx.livekit = livekit
+    install_observability(app, settings, metrics)
     sources = discover() if plugins is None else given(plugins)
-    app.ctx.plugins = mount_plugins(app, sources, settings, livekit)
+    app.ctx.plugins = mount_plugins(app, sources, settings, livekit, metrics)
 
     @app.before_server_start
     async def open_livekit(app: Sanic) -> None:

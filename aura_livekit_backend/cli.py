@@ -10,17 +10,23 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 
 from pydantic import SecretStr
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from . import __version__
-from .app import create_app, log_config
+from .app import create_app
 from .livekit_gateway import LiveKitGateway
+from .logs import log_config
+from .metrics import MULTIPROC_ENV, multiprocess_registry
 from .plugin_loader import PluginError, discover, select, set_up
 from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
 from .testing.emulator import LiveKitEmulator, free_port
@@ -120,31 +126,66 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
         logger.warning(
             "LIVEKIT_API_SECRET is shorter than 32 bytes: tokens signed with it are easier to forge"
         )
+    if settings.metrics_port is not None and settings.metrics:
+        _serve_metrics(settings)
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers, motd=False)
     Sanic.serve(primary=app, app_loader=loader)
+
+
+@contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """A fresh directory for prometheus-client's multi-process files, for this run only.
+
+    Set before any worker (or metric) exists: workers inherit the variable, and a
+    directory left from an earlier run would add its counts to ours.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="aura-metrics-") as path:
+        os.environ[MULTIPROC_ENV] = path
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Serve /metrics from the main process on its own port, summing every worker."""
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.metrics_port, addr=settings.host, registry=multiprocess_registry())
+    logger.info("metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    # Configured before anything logs, the same way Sanic configures it in every worker.
-    logging.config.dictConfig(log_config())
     try:
         settings = load_settings(host=args.host, port=args.port, workers=args.workers, dev=args.dev)
+        # Configured before anything logs, the same way Sanic configures it in every worker.
+        logging.config.dictConfig(log_config(settings))
         if args.command == "plugins":
             return list_plugins(settings)
         if not settings.dev:
             problem = settings.credential_problem()
             if problem:
                 raise SettingsError(problem)
-            serve(settings)
+            with _metrics_directory():
+                serve(settings)
             return 0
         settings = _dev_settings(settings)
         emulator = _dev_emulator(settings)
         if emulator is not None:
             settings = settings.model_copy(update={"livekit_url": emulator.url})
         try:
-            serve(settings, emulator)
+            with _metrics_directory():
+                serve(settings, emulator)
         finally:
             if emulator is not None:
                 emulator.stop()

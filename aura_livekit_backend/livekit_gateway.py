@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 import jwt
@@ -34,6 +34,7 @@ from .settings import Settings
 from .timestamps import from_unix_ms
 
 __all__ = [
+    "GatewayObserver",
     "LiveKitError",
     "LiveKitGateway",
     "LiveKitRejected",
@@ -55,6 +56,8 @@ T = TypeVar("T")
 SID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _ROOM_SID = re.compile(rf"RM_[{SID_ALPHABET}]{{12}}")
 _NAME_ALPHABET = string.ascii_lowercase + string.digits
+#: The room name readiness checks look up; LiveKit names cannot contain a space.
+_PING = "aura readiness check"
 #: How many fresh names to try before giving up on finding an unused one.
 _NAME_ATTEMPTS = 5
 
@@ -193,12 +196,40 @@ def _room_info(room: api.Room) -> RoomInfo:
     )
 
 
+class GatewayObserver(Protocol):
+    """What the gateway reports as it works (the metrics implement it)."""
+
+    def livekit_call(self, method: str, outcome: str, seconds: float) -> None:
+        """One call to LiveKit ended: ``ok``, or the kind of failure."""
+
+    def token_minted(self) -> None:
+        """A token was minted."""
+
+    def room_created(self) -> None:
+        """A room was created."""
+
+
+class _Unobserved:
+    def livekit_call(self, method: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def token_minted(self) -> None:
+        pass
+
+    def room_created(self) -> None:
+        pass
+
+
 class LiveKitGateway:
     """Rooms and tokens, in LiveKit, for one worker."""
 
-    def __init__(self, settings: Settings) -> None:
-        """Remember the settings; nothing is opened until :meth:`open`."""
+    def __init__(self, settings: Settings, observer: GatewayObserver | None = None) -> None:
+        """Remember the settings; nothing is opened until :meth:`open`.
+
+        ``observer`` hears of every call, token and room (the metrics).
+        """
         self._settings = settings
+        self._observer = observer or _Unobserved()
         self._timeout = settings.livekit_timeout
         self._client: api.LiveKitAPI | None = None
 
@@ -244,15 +275,17 @@ class LiveKitGateway:
         metadata = _room_metadata(topic, description, created_by)
         for _ in range(_NAME_ATTEMPTS):
             room = await self._call(
+                "CreateRoom",
                 self._room.create_room(
                     api.CreateRoomRequest(
                         name=new_room_name(),
                         max_participants=max_participants,
                         metadata=metadata,
                     )
-                )
+                ),
             )
             if room.metadata == metadata:
+                self._observer.room_created()
                 return _room_info(room)
             logger.warning("room name %s was taken; trying another", room.name)
         raise LiveKitError("LiveKit kept answering with rooms that already existed")
@@ -266,7 +299,9 @@ class LiveKitGateway:
         return _room_info(await self._find(room_id))
 
     async def _find(self, room_id: str) -> api.Room:
-        response = await self._call(self._room.list_rooms(api.ListRoomsRequest(names=[room_id])))
+        response = await self._call(
+            "ListRooms", self._room.list_rooms(api.ListRoomsRequest(names=[room_id]))
+        )
         for room in response.rooms:
             if room.name == room_id:
                 return room
@@ -280,7 +315,9 @@ class LiveKitGateway:
         """Close the room (LiveKit disconnects everyone in it); returns what it was."""
         room = await self._find(room_id)
         try:
-            await self._call(self._room.delete_room(api.DeleteRoomRequest(room=room.name)))
+            await self._call(
+                "DeleteRoom", self._room.delete_room(api.DeleteRoomRequest(room=room.name))
+            )
         except _NotFound:
             # Closed by someone else between our lookup and our call.
             raise RoomNotFound(room_id) from None
@@ -311,9 +348,10 @@ class LiveKitGateway:
                 raise RoomLimitFixed(room.max_participants)
             facts["maxParticipants"] = max_participants
         updated = await self._call(
+            "UpdateRoomMetadata",
             self._room.update_room_metadata(
                 api.UpdateRoomMetadataRequest(room=room.name, metadata=_encode_facts(facts))
-            )
+            ),
         )
         return _room_info(updated)
 
@@ -321,7 +359,8 @@ class LiveKitGateway:
         """The room and everyone in it, in order of joining."""
         room = await self._find(room_id)
         response = await self._call(
-            self._room.list_participants(api.ListParticipantsRequest(room=room.name))
+            "ListParticipants",
+            self._room.list_participants(api.ListParticipantsRequest(room=room.name)),
         )
         people = sorted(
             (_participant(info) for info in response.participants),
@@ -334,9 +373,10 @@ class LiveKitGateway:
         room = await self._find(room_id)
         try:
             await self._call(
+                "RemoveParticipant",
                 self._room.remove_participant(
                     api.RoomParticipantIdentity(room=room.name, identity=identity)
-                )
+                ),
             )
         except _NotFound:
             raise ParticipantNotFound(identity) from None
@@ -349,12 +389,12 @@ class LiveKitGateway:
         return rooms
 
     async def _all_rooms(self) -> list[api.Room]:
-        response = await self._call(self._room.list_rooms(api.ListRoomsRequest()))
+        response = await self._call("ListRooms", self._room.list_rooms(api.ListRoomsRequest()))
         return list(response.rooms)
 
     def mint_token(self, *, identity: str, name: str, room: str) -> str:
         """A join token for ``room``: publish, subscribe and data, for the configured TTL."""
-        return (
+        token = (
             api.AccessToken(self._settings.livekit_api_key, self._settings.secret)
             .with_identity(identity)
             .with_name(name)
@@ -370,30 +410,51 @@ class LiveKitGateway:
             )
             .to_jwt()
         )
+        self._observer.token_minted()
+        return token
 
-    async def _call(self, call: Awaitable[T]) -> T:
-        """Await one LiveKit call, translating its failures into this module's exceptions."""
+    async def ping(self) -> None:
+        """Ask LiveKit something cheap; raises :class:`LiveKitError` when it cannot answer.
+
+        A by-name lookup of a room nobody names so: one call, the same cost with ten
+        rooms or ten thousand.
+        """
+        await self._call("ListRooms", self._room.list_rooms(api.ListRoomsRequest(names=[_PING])))
+
+    async def _call(self, method: str, call: Awaitable[T]) -> T:
+        """Await one LiveKit call (Twirp ``method``), translating its failures."""
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             # Our own deadline: livekit-api 1.2 hands aiohttp timeout=None on every
             # request, which overrides the session's timeout and waits forever.
             return await asyncio.wait_for(call, self._timeout)
         except api.TwirpError as exc:
-            raise self._twirp_failure(exc) from None
+            failure = self._twirp_failure(method, exc)
+            outcome = type(failure).__name__
+            raise failure from None
         except asyncio.TimeoutError:
-            logger.warning("LiveKit did not answer within %g s", self._timeout)
+            outcome = "timeout"
+            logger.warning("LiveKit %s: no answer within %g s", method, self._timeout)
             raise LiveKitUnavailable(
                 f"LiveKit is unavailable (no answer within {self._timeout:g} s)"
             ) from None
         except aiohttp.ClientError as exc:
-            logger.warning("LiveKit cannot be reached: %s", type(exc).__name__)
+            outcome = "unreachable"
+            logger.warning("LiveKit %s: cannot connect (%s)", method, type(exc).__name__)
             raise LiveKitUnavailable("LiveKit is unavailable (cannot connect)") from None
         except DecodeError:
-            logger.warning("LiveKit answered with a body that is not protobuf")
+            outcome = "undecodable"
+            logger.warning("LiveKit %s: the answer is not protobuf", method)
             raise LiveKitError("LiveKit sent an answer that could not be read") from None
+        finally:
+            self._observer.livekit_call(method, outcome, time.perf_counter() - started)
 
     @staticmethod
-    def _twirp_failure(exc: api.TwirpError) -> LiveKitError:
-        logger.warning("LiveKit answered %s %s: %.200s", exc.status, exc.code, exc.message)
+    def _twirp_failure(method: str, exc: api.TwirpError) -> LiveKitError:
+        logger.warning(
+            "LiveKit %s answered %s %s: %.200s", method, exc.status, exc.code, exc.message
+        )
         if exc.status == 401 or exc.code == api.TwirpErrorCode.UNAUTHENTICATED:
             return LiveKitRejected(
                 "LiveKit rejected the service's credentials "

@@ -49,6 +49,7 @@ from .livekit_gateway import (
     RoomLimitFixed,
     RoomNotFound,
 )
+from .metrics import Metrics
 from .schemas import ErrorReply, RoomReply, error_responses, room_reply
 from .settings import Settings
 from .timestamps import iso_ms, utc_now
@@ -63,6 +64,7 @@ __all__ = [
     "LiveKitGateway",
     "LiveKitRejected",
     "LiveKitUnavailable",
+    "Metrics",
     "Participant",
     "ParticipantNotFound",
     "Plugin",
@@ -102,6 +104,8 @@ class PluginContext:
     blueprint: Blueprint
     #: The worker's LiveKit gateway; usable from handlers and listeners while the server runs.
     livekit: LiveKitGateway
+    #: The worker's Prometheus metrics, or None when AURA_METRICS is off.
+    metrics: Metrics | None = None
     #: Security schemes declared with :meth:`declare_bearer_auth`, by name.
     bearer_schemes: dict[str, str] = field(default_factory=dict)
 
@@ -118,3 +122,5 @@ class Plugin:
     setup: Callable[[PluginContext], None]
     #: One line for ``aura-livekit-backend plugins``.
     description: str = ""
+    #: Mount at ``/`` instead of under the API prefix (``/metrics``, webhooks).
+    at_root: bool = False

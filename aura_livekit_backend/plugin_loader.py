@@ -17,6 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 from sanic import Blueprint, Sanic
 
 from .livekit_gateway import LiveKitGateway
+from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
 from .settings import Settings
 
@@ -165,21 +166,23 @@ def _routes(blueprint: Blueprint, prefix: str) -> list[tuple[str, str]]:
 
 
 def set_up(
-    source: PluginSource, settings: Settings, livekit: LiveKitGateway
+    source: PluginSource,
+    settings: Settings,
+    livekit: LiveKitGateway,
+    metrics: Metrics | None = None,
 ) -> tuple[Plugin, PluginContext, list[tuple[str, str]]]:
     """Import ``source`` and run its ``setup`` on a fresh blueprint under the API prefix."""
     plugin = _load(source)
-    blueprint = Blueprint(
-        f"plugin_{source.name.replace('-', '_')}", url_prefix=settings.api_prefix or None
-    )
+    prefix = "" if plugin.at_root else settings.api_prefix
+    blueprint = Blueprint(f"plugin_{source.name.replace('-', '_')}", url_prefix=prefix or None)
     context = PluginContext(
-        name=source.name, settings=settings, blueprint=blueprint, livekit=livekit
+        name=source.name, settings=settings, blueprint=blueprint, livekit=livekit, metrics=metrics
     )
     try:
         plugin.setup(context)
     except Exception as exc:
         raise PluginError(f"{source.label} failed to set up: {type(exc).__name__}: {exc}") from exc
-    return plugin, context, _routes(blueprint, settings.api_prefix)
+    return plugin, context, _routes(blueprint, prefix)
 
 
 def mount_plugins(
@@ -187,6 +190,7 @@ def mount_plugins(
     sources: Iterable[PluginSource],
     settings: Settings,
     livekit: LiveKitGateway,
+    metrics: Metrics | None = None,
 ) -> list[MountedPlugin]:
     """Set up every enabled plugin and register its routes on ``app``, refusing clashes."""
     mounted = []
@@ -196,7 +200,7 @@ def mount_plugins(
         if not enabled:
             mounted.append(MountedPlugin(source, False, (), ""))
             continue
-        plugin, context, routes = set_up(source, settings, livekit)
+        plugin, context, routes = set_up(source, settings, livekit, metrics)
         for method, path in routes:
             key = (method, _route_shape(path))
             if key in owners:

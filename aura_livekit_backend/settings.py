@@ -13,7 +13,7 @@ the defaults.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,7 +108,36 @@ class Settings(BaseSettings):
         default_factory=list, description="Plugins not to enable, comma-separated."
     )
     docs: bool = Field(True, description="Serve the OpenAPI document and its /docs page.")
+    readiness_cache_seconds: float = Field(
+        2.0, ge=0, le=60, description="How long a worker reuses its last LiveKit readiness check."
+    )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (from the main process) instead of the API's.",
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The service's log level."
+    )
+    access_log: bool = Field(False, description="Log one line per request (costs throughput).")
+    forwarded_secret: SecretStr | None = Field(
+        None, description="Trust RFC 7239 Forwarded headers carrying secret=<this>."
+    )
+    real_ip_header: str | None = Field(
+        None, description="A header a trusted proxy sets to the client's address."
+    )
+    proxies_count: int | None = Field(
+        None, ge=0, le=10, description="Trusted proxies in front: read X-Forwarded-For that deep."
+    )
     dev: bool = Field(False, description="Development mode: LiveKit's dev credentials allowed.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("cors_origins", "plugins", "disabled_plugins", mode="before")
     @classmethod

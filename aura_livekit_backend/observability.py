@@ -1,0 +1,72 @@
+"""What the service records about each request: its id, an access line, its metrics.
+
+Every request gets an id: the caller's ``X-Request-ID`` when it is a sane one
+(1 to 128 of ``A-Z a-z 0-9 . _ : -``), else a fresh one. It is echoed in the response's
+``X-Request-ID`` and carried by every log line the request causes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from sanic import HTTPResponse, Request, Sanic
+
+from .logs import ACCESS_LOGGER, request_id
+from .metrics import Metrics
+from .settings import Settings
+
+__all__ = ["REQUEST_ID_HEADER", "install"]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+
+def _route(request: Request) -> str:
+    # The template, not the path: one metric series per route, not per room.
+    return "/" + request.route.path if request.route else "unmatched"
+
+
+def install(app: Sanic, settings: Settings, metrics: Metrics | None) -> None:
+    """Register the middleware that ids, logs and counts every request."""
+
+    @app.on_request(priority=1000)
+    async def begin(request: Request) -> None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        request.ctx.request_id = rid
+        request.ctx.started = time.perf_counter()
+        request_id.set(rid)
+
+    @app.on_response(priority=-1000)
+    async def end(request: Request, response: HTTPResponse) -> None:
+        rid = getattr(request.ctx, "request_id", None)
+        if rid is None:
+            # Refused before any middleware ran (no route): id it now.
+            rid = uuid.uuid4().hex
+            request_id.set(rid)
+        response.headers[REQUEST_ID_HEADER] = rid
+        seconds = time.perf_counter() - getattr(request.ctx, "started", time.perf_counter())
+        route = _route(request)
+        if metrics is not None:
+            metrics.request(route, request.method, response.status, seconds)
+        if settings.access_log:
+            access_log.info(
+                "%s %s %s %.1fms",
+                request.method,
+                request.path,
+                response.status,
+                seconds * 1000,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": response.status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "client": request.remote_addr or request.ip,
+                },
+            )
