@@ -20,6 +20,7 @@ import secrets
 import string
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ __all__ = [
     "RoomInfo",
     "RoomLimitFixed",
     "RoomNotFound",
+    "SidCache",
     "looks_like_sid",
     "new_room_name",
 ]
@@ -196,6 +198,42 @@ def _room_info(room: api.Room) -> RoomInfo:
     )
 
 
+class SidCache:
+    """Room sid → room name, for at most ``size`` rooms, least recently used out first.
+
+    LiveKit keys rooms by name and has no lookup by sid; without this, every join by
+    sid would list every room.
+    """
+
+    def __init__(self, size: int) -> None:
+        """Remember at most ``size`` sids (0: remember none)."""
+        self._size = size
+        self._names: OrderedDict[str, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def get(self, sid: str) -> str | None:
+        """The name last seen with ``sid``, if remembered."""
+        name = self._names.get(sid)
+        if name is not None:
+            self._names.move_to_end(sid)
+        return name
+
+    def put(self, sid: str, name: str) -> None:
+        """Remember that ``sid`` is the room ``name``."""
+        if self._size <= 0:
+            return
+        self._names[sid] = name
+        self._names.move_to_end(sid)
+        while len(self._names) > self._size:
+            self._names.popitem(last=False)
+
+    def forget(self, sid: str) -> None:
+        """Drop ``sid`` (its room is gone or was replaced)."""
+        self._names.pop(sid, None)
+
+
 class GatewayObserver(Protocol):
     """What the gateway reports as it works (the metrics implement it)."""
 
@@ -230,6 +268,7 @@ class LiveKitGateway:
         """
         self._settings = settings
         self._observer = observer or _Unobserved()
+        self._sids = SidCache(settings.sid_cache_size)
         self._timeout = settings.livekit_timeout
         self._client: api.LiveKitAPI | None = None
 
@@ -286,6 +325,7 @@ class LiveKitGateway:
             )
             if room.metadata == metadata:
                 self._observer.room_created()
+                self._sids.put(room.sid, room.name)
                 return _room_info(room)
             logger.warning("room name %s was taken; trying another", room.name)
         raise LiveKitError("LiveKit kept answering with rooms that already existed")
@@ -299,17 +339,35 @@ class LiveKitGateway:
         return _room_info(await self._find(room_id))
 
     async def _find(self, room_id: str) -> api.Room:
-        response = await self._call(
-            "ListRooms", self._room.list_rooms(api.ListRoomsRequest(names=[room_id]))
-        )
-        for room in response.rooms:
-            if room.name == room_id:
+        sid_like = looks_like_sid(room_id)
+        cached = self._sids.get(room_id) if sid_like else None
+        if cached is not None:
+            # The final word is always LiveKit's, by name: a cached sid never vouches for
+            # a room that is gone, or for a new room that took the old one's name.
+            room = await self._by_name(cached)
+            if room is not None and room.sid == room_id:
                 return room
-        if looks_like_sid(room_id):
+            self._sids.forget(room_id)
+        room = await self._by_name(room_id)
+        if room is not None:
+            self._sids.put(room.sid, room.name)
+            return room
+        if sid_like:
+            found = None
             for room in await self._all_rooms():
+                # The list is paid for: remember every sid it shows.
+                self._sids.put(room.sid, room.name)
                 if room.sid == room_id:
-                    return room
+                    found = room
+            if found is not None:
+                return found
         raise RoomNotFound(room_id)
+
+    async def _by_name(self, name: str) -> api.Room | None:
+        response = await self._call(
+            "ListRooms", self._room.list_rooms(api.ListRoomsRequest(names=[name]))
+        )
+        return next((room for room in response.rooms if room.name == name), None)
 
     async def delete_room(self, room_id: str) -> RoomInfo:
         """Close the room (LiveKit disconnects everyone in it); returns what it was."""

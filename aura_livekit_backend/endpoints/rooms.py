@@ -7,6 +7,10 @@ and replicas agree without sharing anything.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
+
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from sanic import HTTPResponse, Request, json
 from sanic_ext import openapi
@@ -15,6 +19,7 @@ from ..plugin import (
     ApiError,
     Plugin,
     PluginContext,
+    RoomInfo,
     RoomReply,
     check_text,
     error_responses,
@@ -27,6 +32,8 @@ from .tokens import MAX_ROOM_ID, JoinRoom, UserName, join, join_definition
 __all__ = ["CreateReply", "CreateRoom", "RoomList", "plugin"]
 
 MAX_TOPIC = 200
+#: The largest page of GET /rooms.
+MAX_PAGE = 1000
 MAX_DESCRIPTION = 2000
 
 
@@ -83,10 +90,13 @@ class CreateReply(BaseModel):
 
 
 class RoomList(BaseModel):
-    """Every active room."""
+    """Active rooms, oldest first: all of them, or one page."""
 
     rooms: list[RoomReply]
-    total: int
+    total: int = Field(description="Every active room, whatever the page")
+    nextCursor: str | None = Field(
+        None, description="Pass as cursor for the next page; absent on the last one"
+    )
 
 
 def setup(ctx: PluginContext) -> None:
@@ -158,16 +168,69 @@ def setup(ctx: PluginContext) -> None:
     @ctx.blueprint.get("/rooms")
     @openapi.definition(
         summary="List active rooms",
+        description="Oldest first. Without `limit`, every room; with it, one page, and "
+        "`nextCursor` to ask for the next one while there is more.",
         tag="rooms",
+        parameter=[
+            openapi.definitions.Parameter(
+                "limit", int, location="query", description=f"Rooms per page, 1 to {MAX_PAGE}"
+            ),
+            openapi.definitions.Parameter(
+                "cursor", str, location="query", description="nextCursor of the previous page"
+            ),
+        ],
         response=[
             openapi.definitions.Response({"application/json": RoomList}, status=200),
-            *error_responses(502, 503),
+            *error_responses(400, 502, 503),
         ],
     )
     async def list_rooms(request: Request) -> HTTPResponse:
+        limit, after = _page_query(request)
         with failing_to("list rooms"):
             rooms = await livekit.list_rooms()
-        return json({"rooms": [room_reply(room) for room in rooms], "total": len(rooms)})
+        reply: dict[str, object] = {"total": len(rooms)}
+        if limit is not None:
+            start = bisect.bisect_right([_position(room) for room in rooms], after) if after else 0
+            page = rooms[start : start + limit]
+            if start + limit < len(rooms):
+                reply["nextCursor"] = _cursor(page[-1])
+            rooms = page
+        reply["rooms"] = [room_reply(room) for room in rooms]
+        return json(reply)
+
+
+def _position(room: RoomInfo) -> tuple[int, str]:
+    """Where a room stands in the list: creation time, then name (names are unique)."""
+    return (int(room.created_at.timestamp() * 1000), room.name)
+
+
+def _cursor(room: RoomInfo) -> str:
+    """An opaque cursor pointing just after ``room``."""
+    created, name = _position(room)
+    return base64.urlsafe_b64encode(f"{created}:{name}".encode()).decode().rstrip("=")
+
+
+def _page_query(request: Request) -> tuple[int | None, tuple[int, str] | None]:
+    """``limit`` and the position ``cursor`` points after, or a 400 naming the problem."""
+    raw_limit = request.args.get("limit")
+    raw_cursor = request.args.get("cursor")
+    limit = None
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+            raise ApiError(400, f"limit: must be a whole number from 1 to {MAX_PAGE}")
+        limit = int(raw_limit)
+    if raw_cursor is None:
+        return limit, None
+    if limit is None:
+        raise ApiError(400, "cursor: only goes with limit")
+    try:
+        padded = raw_cursor + "=" * (-len(raw_cursor) % 4)
+        created, _, name = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        if not name:
+            raise ValueError(raw_cursor)
+        return limit, (int(created), name)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise ApiError(400, "cursor: is not one this service handed out") from None
 
 
 def _path_room_id(value: str) -> str:

@@ -1,0 +1,149 @@
+"""Joining by sid without listing every room each time, and GET /rooms in pages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from livekit import api
+
+from aura_livekit_backend.livekit_gateway import SidCache
+from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
+
+
+def create(client, **body) -> dict:
+    response = client.post("/api/room/create", json={"userName": "u", **body})
+    assert response.status_code == 200, response.text
+    return response.json
+
+
+def livekit(emulator, action):
+    async def run():
+        lk = api.LiveKitAPI(emulator.url, TEST_API_KEY, TEST_API_SECRET)
+        try:
+            return await action(lk.room)
+        finally:
+            await lk.aclose()
+
+    return asyncio.run(run())
+
+
+def join(client, room_id: str):
+    return client.post("/api/token", json={"roomId": room_id, "userName": "v"})
+
+
+def test_a_known_sid_costs_one_call(serve, livekit_emulator) -> None:
+    client = serve()
+    rooms = [create(client) for _ in range(20)]
+    for room in rooms:  # created here: the worker knows their sids already
+        before = livekit_emulator.calls["ListRooms"]
+        assert join(client, room["sid"]).json["roomId"] == room["roomId"]
+        assert livekit_emulator.calls["ListRooms"] == before + 1
+
+
+def test_an_unknown_sid_lists_once_then_is_known(serve, livekit_emulator) -> None:
+    maker = serve()  # another worker
+    made = [create(maker) for _ in range(5)]
+    client = serve()
+    before = livekit_emulator.calls["ListRooms"]
+    assert join(client, made[0]["sid"]).status_code == 200
+    assert livekit_emulator.calls["ListRooms"] == before + 2  # by name (miss), then all
+    for room in made:  # the list taught this worker every sid it showed
+        before = livekit_emulator.calls["ListRooms"]
+        assert join(client, room["sid"]).status_code == 200
+        assert livekit_emulator.calls["ListRooms"] == before + 1
+
+
+def test_a_deleted_room_is_never_joined_through_the_cache(serve, livekit_emulator) -> None:
+    client = serve()
+    room = create(client)
+    assert join(client, room["sid"]).status_code == 200
+    livekit(livekit_emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=room["roomId"])))
+    response = join(client, room["sid"])
+    assert response.status_code == 404
+    assert response.json["message"] == "Failed to join room: Room not found"
+
+
+def test_a_recreated_room_is_not_the_old_sid(serve, livekit_emulator) -> None:
+    client = serve()
+    room = create(client)
+    assert join(client, room["sid"]).status_code == 200
+    livekit(livekit_emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=room["roomId"])))
+    again = livekit(
+        livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name=room["roomId"]))
+    )
+    assert again.sid != room["sid"]
+    assert join(client, room["sid"]).status_code == 404  # the old sid is gone
+    fresh = join(client, again.sid)
+    assert fresh.status_code == 200 and fresh.json["sid"] == again.sid
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = SidCache(3)
+    for number in range(5):
+        cache.put(f"RM_{number}", f"room-{number}")
+    assert len(cache) == 3
+    assert cache.get("RM_0") is None and cache.get("RM_1") is None
+    cache.get("RM_2")  # used: now the most recent
+    cache.put("RM_5", "room-5")
+    assert cache.get("RM_2") == "room-2" and cache.get("RM_3") is None
+    assert len(SidCache(0)) == 0
+
+
+def test_the_workers_cache_stays_within_its_setting(serve) -> None:
+    client = serve(sid_cache_size=4)
+    rooms = [create(client) for _ in range(10)]
+    assert join(client, rooms[0]["sid"]).status_code == 200
+    assert len(client.app.ctx.livekit._sids) == 4
+
+
+# -- pages -------------------------------------------------------------------------------
+
+
+def test_pages_walk_every_room_once_in_a_stable_order(serve) -> None:
+    client = serve()
+    made = {create(client)["roomId"] for _ in range(7)}
+    everything = client.get("/api/rooms").json
+    order = [room["roomId"] for room in everything["rooms"]]
+    assert set(order) == made and "nextCursor" not in everything
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/api/rooms?{query}").json
+        assert page["total"] == 7
+        seen += [room["roomId"] for room in page["rooms"]]
+        pages += 1
+        cursor = page.get("nextCursor")
+        if cursor is None:
+            break
+    assert (seen, pages) == (order, 3)
+
+
+def test_a_page_survives_rooms_closing_before_it(serve, livekit_emulator) -> None:
+    client = serve()
+    rooms = [create(client)["roomId"] for _ in range(4)]
+    first = client.get("/api/rooms?limit=2").json
+    livekit(livekit_emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=rooms[0])))
+    second = client.get(f"/api/rooms?limit=2&cursor={first['nextCursor']}").json
+    assert [room["roomId"] for room in second["rooms"]] == rooms[2:]
+    assert second["total"] == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "limit: must be a whole number from 1 to 1000"),
+        ("limit=1001", "limit: must be a whole number from 1 to 1000"),
+        ("limit=ten", "limit: must be a whole number from 1 to 1000"),
+        ("limit=-1", "limit: must be a whole number from 1 to 1000"),
+        ("limit=5&cursor=%%%", "cursor: is not one this service handed out"),
+        ("limit=5&cursor=bm9jb2xvbg", "cursor: is not one this service handed out"),
+        ("limit=5&cursor=YWJjOm5hbWU", "cursor: is not one this service handed out"),
+        ("cursor=MTox", "cursor: only goes with limit"),
+    ],
+)
+def test_bad_page_queries_are_400s(serve, query: str, message: str) -> None:
+    response = serve().get(f"/api/rooms?{query}")
+    assert response.status_code == 400
+    assert response.json == {"statusCode": 400, "message": message}
