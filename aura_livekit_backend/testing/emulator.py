@@ -142,6 +142,7 @@ class LiveKitEmulator:
         #: Twirp calls received, by method name.
         self.calls: Counter[str] = Counter()
         self._faults: dict[str, TwirpFault] = {}
+        self._swept = float("-inf")
         self._rooms: dict[str, _Room] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -369,20 +370,31 @@ class LiveKitEmulator:
     # -- state (called with the lock held) ------------------------------------------
 
     def _expire(self) -> None:
+        # A sweep touches every room: at most one per second of the clock, so a call
+        # costs the same with ten rooms or ten thousand (rooms looked up by name are
+        # checked one by one in _live_room).
         now = self.clock()
-        for name, state in list(self._rooms.items()):
-            if state.participants:
-                continue
-            if state.ever_joined and state.emptied_at is not None:
-                closes = state.emptied_at + state.proto.departure_timeout
-            else:
-                closes = state.proto.creation_time + state.proto.empty_timeout
-            if now >= closes:
-                del self._rooms[name]
+        if now - self._swept < 1:
+            return
+        self._swept = now
+        for name in [name for name, state in self._rooms.items() if self._closed(state, now)]:
+            del self._rooms[name]
+
+    @staticmethod
+    def _closed(state: _Room, now: float) -> bool:
+        if state.participants:
+            return False
+        if state.ever_joined and state.emptied_at is not None:
+            return now >= state.emptied_at + state.proto.departure_timeout
+        return now >= state.proto.creation_time + state.proto.empty_timeout
 
     def _live_room(self, name: str) -> _Room | None:
         self._expire()
-        return self._rooms.get(name)
+        state = self._rooms.get(name)
+        if state is not None and self._closed(state, self.clock()):
+            del self._rooms[name]
+            return None
+        return state
 
     def _snapshot(self, state: _Room) -> models.Room:
         room = models.Room()
@@ -404,7 +416,7 @@ class LiveKitEmulator:
             raise TwirpFault("invalid_argument", "room name length exceeds limits")
         if len(message.metadata.encode()) > MAX_METADATA_BYTES:
             raise TwirpFault("invalid_argument", "metadata size exceeds limits")
-        existing = self._rooms.get(message.name)
+        existing = self._live_room(message.name)
         if existing is not None:
             return self._snapshot(existing)
         now = self.clock()
@@ -425,23 +437,27 @@ class LiveKitEmulator:
         self, message: room_pb.ListRoomsRequest, grants: dict
     ) -> room_pb.ListRoomsResponse:
         self._require(grants, "roomList")
-        names = list(message.names) or list(self._rooms)
-        rooms = [self._snapshot(self._rooms[n]) for n in names if n in self._rooms]
+        if message.names:
+            found = (self._live_room(name) for name in message.names)
+            rooms = [self._snapshot(state) for state in found if state is not None]
+        else:
+            rooms = [self._snapshot(state) for state in self._rooms.values()]
         return room_pb.ListRoomsResponse(rooms=rooms)
 
     def _rpc_delete_room(
         self, message: room_pb.DeleteRoomRequest, grants: dict
     ) -> room_pb.DeleteRoomResponse:
         self._require(grants, "roomCreate")
-        if self._rooms.pop(message.room, None) is None:
+        if self._live_room(message.room) is None:
             raise TwirpFault("not_found", "requested room does not exist")
+        del self._rooms[message.room]
         return room_pb.DeleteRoomResponse()
 
     def _rpc_update_room_metadata(
         self, message: room_pb.UpdateRoomMetadataRequest, grants: dict
     ) -> models.Room:
         self._require(grants, "roomAdmin", message.room)
-        state = self._rooms.get(message.room)
+        state = self._live_room(message.room)
         if state is None:
             raise TwirpFault("not_found", "requested room does not exist")
         if len(message.metadata.encode()) > MAX_METADATA_BYTES:
@@ -453,7 +469,7 @@ class LiveKitEmulator:
         self, message: room_pb.ListParticipantsRequest, grants: dict
     ) -> room_pb.ListParticipantsResponse:
         self._require(grants, "roomAdmin", message.room)
-        state = self._rooms.get(message.room)
+        state = self._live_room(message.room)
         participants = list(state.participants.values()) if state else []
         return room_pb.ListParticipantsResponse(participants=participants)
 
@@ -461,7 +477,7 @@ class LiveKitEmulator:
         self, message: room_pb.RoomParticipantIdentity, grants: dict
     ) -> models.ParticipantInfo:
         self._require(grants, "roomAdmin", message.room)
-        state = self._rooms.get(message.room)
+        state = self._live_room(message.room)
         if state is None or message.identity not in state.participants:
             raise TwirpFault("not_found", "participant does not exist")
         return state.participants[message.identity]
@@ -470,9 +486,31 @@ class LiveKitEmulator:
         self, message: room_pb.RoomParticipantIdentity, grants: dict
     ) -> room_pb.RemoveParticipantResponse:
         self._require(grants, "roomAdmin", message.room)
-        state = self._rooms.get(message.room)
+        state = self._live_room(message.room)
         if state is None or state.participants.pop(message.identity, None) is None:
             raise TwirpFault("not_found", "participant does not exist")
         if not state.participants:
             state.emptied_at = self.clock()
         return room_pb.RemoveParticipantResponse()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m aura_livekit_backend.testing.emulator``: serve until interrupted."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="LiveKit RoomService emulator (no media).")
+    parser.add_argument("--port", type=int, default=7880)
+    parser.add_argument("--api-key", default=DEV_API_KEY)
+    parser.add_argument("--api-secret", default=DEV_API_SECRET)
+    args = parser.parse_args(argv)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    with LiveKitEmulator(args.api_key, args.api_secret, port=args.port) as emulator:
+        print(f"LiveKit emulator on {emulator.url}", flush=True)
+        stopping.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Benchmark the service against the LiveKit emulator with wrk, and print a table.
+
+    sudo apt-get install wrk          # the load generator (Debian package)
+    pip install . && python benchmarks/run.py
+
+For 1, 1,000 and 10,000 rooms in LiveKit, and 1 then 2 workers, it measures every
+endpoint with wrk over loopback, plus two ceilings from the same run: a minimal Sanic
+app answering a constant JSON, and the emulator answering ListRooms directly (the call
+behind every join). Also: each worker's RSS after the load, and the time from start
+to the first answered request. Everything binds 127.0.0.1 and every wrk run is bounded
+by --duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from livekit import api
+
+from aura_livekit_backend.testing.emulator import free_port
+
+KEY = "APIbenchmark"
+SECRET = "benchmark-secret-0123456789abcdefghijklmn"
+ROOM = "bench-room"
+MINIMAL_SANIC = """
+from sanic import Sanic, json
+app = Sanic("minimal")
+app.config.ACCESS_LOG = False
+@app.get("/health")
+async def health(request):
+    return json({"status": "ok"})
+if __name__ == "__main__":
+    import sys
+    app.run(host="127.0.0.1", port=int(sys.argv[1]), single_process=True, motd=False)
+"""
+
+
+@dataclass
+class Result:
+    """One wrk run."""
+
+    name: str
+    rooms: int
+    workers: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def wrk(
+    url: str, duration: int, connections: int, script: str | None = None
+) -> tuple[float, float, float, int]:
+    """requests/s, p50 ms, p99 ms and errors (socket errors plus non-2xx) of one wrk run."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script or "")
+    command += ["-s", lua.name, url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30).stdout
+    os.unlink(lua.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p50, p99, errors + (int(non_2xx.group(1)) if non_2xx else 0)
+
+
+def post_script(
+    body: dict | bytes, content_type: str = "application/json", headers: dict | None = None
+) -> str:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    lua_body = "".join(f"\\{byte}" for byte in raw)
+    lines = [
+        'wrk.method = "POST"',
+        f'wrk.body = "{lua_body}"',
+        f'wrk.headers["Content-Type"] = "{content_type}"',
+    ]
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def create_script() -> str:
+    return post_script({"userName": "bench-user", "roomTopic": "bench"})
+
+
+def wait_for(url: str, process: subprocess.Popen, limit: float = 60) -> float:
+    """Seconds until ``url`` answers 200."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} did not answer within {limit} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def seed(url: str, count: int) -> str:
+    """Create ``count`` rooms (one of them ROOM) in the emulator; returns ROOM's sid."""
+    lk = api.LiveKitAPI(url, KEY, SECRET)
+    try:
+        room = await lk.room.create_room(api.CreateRoomRequest(name=ROOM, empty_timeout=86400))
+        names = [f"seed-{number:05d}" for number in range(count - 1)]
+        for batch in range(0, len(names), 200):
+            await asyncio.gather(
+                *(
+                    lk.room.create_room(api.CreateRoomRequest(name=name, empty_timeout=86400))
+                    for name in names[batch : batch + 200]
+                )
+            )
+        return room.sid
+    finally:
+        await lk.aclose()
+
+
+def rss_kib(parent: int) -> list[int]:
+    """VmRSS of each child process of ``parent`` (the Sanic workers)."""
+    sizes = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if (
+            re.search(rf"^PPid:\s+{parent}$", text, re.MULTILINE)
+            and "multiprocessing" in (status.parent / "cmdline").read_text()
+        ):
+            sizes.append(int(re.search(r"^VmRSS:\s+(\d+)", text, re.MULTILINE).group(1)))
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rooms", default="1,1000,10000")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: sudo apt-get install wrk")
+    duration, connections = args.duration, args.connections
+    results: list[Result] = []
+    notes: list[str] = []
+
+    # Ceiling 1: the least any Sanic app on this machine does per request.
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as minimal:
+        minimal.write(textwrap.dedent(MINIMAL_SANIC))
+    port = free_port()
+    process = start([sys.executable, minimal.name, str(port)])
+    wait_for(f"http://127.0.0.1:{port}/health", process)
+    results.append(
+        Result(
+            "ceiling: minimal Sanic GET",
+            0,
+            1,
+            *wrk(f"http://127.0.0.1:{port}/health", duration, connections),
+        )
+    )
+    stop(process)
+    os.unlink(minimal.name)
+
+    for rooms in [int(n) for n in args.rooms.split(",")]:
+        for workers in [int(n) for n in args.workers.split(",")]:
+            lk_port = free_port()
+            emulator = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "aura_livekit_backend.testing.emulator",
+                    "--port",
+                    str(lk_port),
+                    "--api-key",
+                    KEY,
+                    "--api-secret",
+                    SECRET,
+                ]
+            )
+            lk_url = f"http://127.0.0.1:{lk_port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.post(f"{lk_url}/twirp/x", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            sid = asyncio.run(seed(lk_url, rooms))
+
+            if workers == 1:
+                # Ceiling 2: the emulator's own ListRooms by name, the call behind a join.
+                token = api.AccessToken(KEY, SECRET).with_grants(api.VideoGrants(room_list=True))
+                jwt = token.with_ttl(timedelta(hours=1)).to_jwt()
+                body = api.ListRoomsRequest(names=[ROOM]).SerializeToString()
+                script = post_script(
+                    body, "application/protobuf", {"Authorization": f"Bearer {jwt}"}
+                )
+                results.append(
+                    Result(
+                        "ceiling: emulator ListRooms",
+                        rooms,
+                        0,
+                        *wrk(
+                            f"{lk_url}/twirp/livekit.RoomService/ListRooms",
+                            duration,
+                            connections,
+                            script,
+                        ),
+                    )
+                )
+
+            port = free_port()
+            base = f"http://127.0.0.1:{port}/api"
+            began = time.monotonic()
+            service = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "aura_livekit_backend",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                ],
+                {"LIVEKIT_URL": lk_url, "LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET},
+            )
+            wait_for(f"{base}/health", service)
+            startup = time.monotonic() - began
+            time.sleep(1)  # let every worker finish starting
+            runs = [
+                ("GET /health", f"{base}/health", None),
+                (
+                    "POST /token by name",
+                    f"{base}/token",
+                    post_script({"roomId": ROOM, "userName": "u"}),
+                ),
+                (
+                    "POST /token by sid",
+                    f"{base}/token",
+                    post_script({"roomId": sid, "userName": "u"}),
+                ),
+                ("GET /room/{id}", f"{base}/room/{ROOM}", None),
+                ("GET /rooms?limit=100", f"{base}/rooms?limit=100", None),
+                ("GET /rooms (all)", f"{base}/rooms", None),
+                # Last: it adds rooms.
+                ("POST /room/create", f"{base}/room/create", create_script()),
+            ]
+            for name, url, script in runs:
+                results.append(
+                    Result(name, rooms, workers, *wrk(url, duration, connections, script))
+                )
+            sizes = rss_kib(service.pid)
+            notes.append(
+                f"{rooms} rooms, {workers} worker(s): first answer {startup:.2f} s after start; "
+                f"worker RSS after load {', '.join(f'{s / 1024:.0f} MiB' for s in sizes)}"
+            )
+            stop(service)
+            stop(emulator)
+
+    print(f"\nwrk -t2 -c{connections} -d{duration}s on {os.cpu_count()} cores\n")
+    print("| what | rooms | workers | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r.name} | {r.rooms} | {r.workers or '-'} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.errors} |"
+        )
+    print()
+    for note in notes:
+        print(f"- {note}")
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in results] + notes, indent=1))
+
+
+if __name__ == "__main__":
+    main()
