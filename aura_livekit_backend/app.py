@@ -15,6 +15,8 @@ from functools import partial
 
 from sanic import Sanic
 from sanic_ext import Extend
+from sanic_ext.extensions.http.extension import HTTPExtension
+from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
 from . import __version__
 from .errors import JsonErrorHandler
@@ -86,7 +88,8 @@ def create_app(
     # No origin configured: no CORS headers at all, so browsers allow no foreign origin.
     app.config.CORS = bool(settings.cors_origins)
     app.config.CORS_ORIGINS = ",".join(settings.cors_origins)
-    Extend(app)
+    # Only what we use: dependency injection would dispatch a signal on every request.
+    Extend(app, extensions=[HTTPExtension, OpenAPIExtension], built_in_extensions=False)
     app.ext.openapi.describe(
         "aura-livekit-backend",
         version=__version__,

@@ -62,14 +62,23 @@ class Metrics:
         self.tokens = Counter(
             "aura_tokens_minted_total", "LiveKit access tokens minted.", registry=registry
         )
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.rooms = Counter(
             "aura_rooms_created_total", "LiveKit rooms created.", registry=registry
         )
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_seconds.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:
+            # labels() takes a lock and builds a key on every call: resolve once per series.
+            series = self._series[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.request_seconds.labels(route, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def livekit_call(self, method: str, outcome: str, seconds: float) -> None:
         """Count one call to LiveKit; ``outcome`` is ``ok`` or what went wrong."""

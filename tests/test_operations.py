@@ -219,3 +219,12 @@ def test_json_logs_carry_request_ids_and_no_secrets_or_tokens(livekit_emulator) 
     assert any(line["request_id"] == "make-1" for line in lines)
     for secret in (TEST_API_SECRET, created["token"], joined["token"]):
         assert secret not in output
+
+
+def test_odd_methods_do_not_mint_metric_series(serve) -> None:
+    client = serve()
+    for method in ("BREW", "PROPFIND", "X-ANY"):
+        client.request(method, "/api/whatever")
+    text = client.get("/metrics").text
+    assert total(text, "aura_http_requests_total", route="unmatched", method="other") == 3
+    assert "BREW" not in text
