@@ -13,6 +13,7 @@ worker's event loop and ``after_server_stop`` closes it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 import aiohttp
 import jwt
@@ -45,9 +46,11 @@ __all__ = [
     "RoomInfo",
     "RoomLimitFixed",
     "RoomNotFound",
+    "RoomPage",
     "SidCache",
     "looks_like_sid",
     "new_room_name",
+    "room_position",
 ]
 
 logger = logging.getLogger("aura_livekit_backend.livekit")
@@ -130,6 +133,17 @@ class Participant:
     state: str
 
 
+class RoomPage(NamedTuple):
+    """Some of the active rooms."""
+
+    #: How many rooms are active in all.
+    total: int
+    #: The rooms asked for, oldest first.
+    rooms: list[RoomInfo]
+    #: Whether more rooms follow the last of these.
+    more: bool
+
+
 def looks_like_sid(room_id: str) -> bool:
     """True when ``room_id`` has the shape of a LiveKit room sid (``RM_`` + 12 characters)."""
     return _ROOM_SID.fullmatch(room_id) is not None
@@ -179,24 +193,32 @@ def _participant(info: api.ParticipantInfo) -> Participant:
     )
 
 
+def _text(facts: dict[str, object], key: str, default: str) -> str:
+    value = facts.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _proto_position(room: api.Room) -> tuple[int, str]:
+    return (room.creation_time_ms or room.creation_time * 1000, room.name)
+
+
+def room_position(room: RoomInfo) -> tuple[int, str]:
+    """Where a room stands in :meth:`LiveKitGateway.list_rooms`: creation ms, then name."""
+    return (round(room.created_at.timestamp() * 1000), room.name)
+
+
 def _room_info(room: api.Room) -> RoomInfo:
     facts = _facts(room)
-
-    def text(key: str, default: str) -> str:
-        value = facts.get(key)
-        return value if isinstance(value, str) else default
-
-    created_ms = room.creation_time_ms or room.creation_time * 1000
     return RoomInfo(
         name=room.name,
         sid=room.sid,
         # A room made by someone else (another tool, a client's auto-create) has no
         # facts of ours: its name is the best topic there is.
-        topic=text("topic", room.name),
-        description=text("description", ""),
+        topic=_text(facts, "topic", room.name),
+        description=_text(facts, "description", ""),
         max_participants=_limit(room, facts),
-        created_by=text("createdBy", ""),
-        created_at=from_unix_ms(created_ms),
+        created_by=_text(facts, "createdBy", ""),
+        created_at=from_unix_ms(_proto_position(room)[0]),
         num_participants=room.num_participants,
     )
 
@@ -473,11 +495,21 @@ class LiveKitGateway:
             raise ParticipantNotFound(identity) from None
         return _room_info(room)
 
-    async def list_rooms(self) -> list[RoomInfo]:
-        """Every active room, oldest first."""
-        rooms = [_room_info(room) for room in await self._all_rooms()]
-        rooms.sort(key=lambda room: (room.created_at, room.name))
-        return rooms
+    async def list_rooms(
+        self, *, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> RoomPage:
+        """Active rooms, oldest first: all of them, or ``limit`` after ``after``.
+
+        ``after`` is a :func:`room_position`; ``limit`` caps the answer. LiveKit can
+        only list them all, so only the page is turned into :class:`RoomInfo` (metadata
+        parsing is most of the cost with thousands of rooms).
+        """
+        rooms = sorted(await self._all_rooms(), key=_proto_position)
+        start = bisect.bisect_right(rooms, after, key=_proto_position) if after else 0
+        end = len(rooms) if limit is None else start + limit
+        return RoomPage(
+            len(rooms), [_room_info(room) for room in rooms[start:end]], end < len(rooms)
+        )
 
     async def _all_rooms(self) -> list[api.Room]:
         response = await self._call("ListRooms", self._rooms.list_rooms(api.ListRoomsRequest()))

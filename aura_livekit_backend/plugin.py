@@ -48,6 +48,8 @@ from .livekit_gateway import (
     RoomInfo,
     RoomLimitFixed,
     RoomNotFound,
+    RoomPage,
+    room_position,
 )
 from .metrics import Metrics
 from .schemas import ErrorReply, RoomReply, error_responses, room_reply
@@ -72,6 +74,7 @@ __all__ = [
     "RoomInfo",
     "RoomLimitFixed",
     "RoomNotFound",
+    "RoomPage",
     "RoomReply",
     "Settings",
     "check_text",
@@ -80,6 +83,7 @@ __all__ = [
     "failing_to",
     "iso_ms",
     "json_body",
+    "room_position",
     "room_reply",
     "utc_now",
 ]

@@ -19,6 +19,5 @@ def from_unix_ms(milliseconds: int) -> datetime:
 
 def iso_ms(moment: datetime) -> str:
     """``2025-12-30T16:21:40.876Z``: the form every time in the API takes."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat is several times faster than strftime, and GET /rooms writes thousands.
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"

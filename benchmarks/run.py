@@ -157,7 +157,11 @@ async def seed(url: str, count: int) -> str:
 
 
 def rss_kib(parent: int) -> list[int]:
-    """VmRSS of each child process of ``parent`` (the Sanic workers)."""
+    """VmRSS of each spawned child of ``parent``, largest first.
+
+    The Sanic workers are the large ones; the small ones (under 30 MiB) are
+    multiprocessing's manager and resource tracker.
+    """
     sizes = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -169,7 +173,7 @@ def rss_kib(parent: int) -> list[int]:
             and "multiprocessing" in (status.parent / "cmdline").read_text()
         ):
             sizes.append(int(re.search(r"^VmRSS:\s+(\d+)", text, re.MULTILINE).group(1)))
-    return sizes
+    return sorted(sizes, reverse=True)
 
 
 def main() -> None:
@@ -296,7 +300,8 @@ def main() -> None:
             sizes = rss_kib(service.pid)
             notes.append(
                 f"{rooms} rooms, {workers} worker(s): first answer {startup:.2f} s after start; "
-                f"worker RSS after load {', '.join(f'{s / 1024:.0f} MiB' for s in sizes)}"
+                f"RSS of the main process's children after the load (workers first) "
+                f"{', '.join(f'{s / 1024:.0f} MiB' for s in sizes)}"
             )
             stop(service)
             stop(emulator)

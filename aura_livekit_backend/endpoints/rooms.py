@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from sanic import HTTPResponse, Request, json
@@ -25,6 +24,7 @@ from ..plugin import (
     error_responses,
     failing_to,
     json_body,
+    room_position,
     room_reply,
 )
 from .tokens import MAX_ROOM_ID, JoinRoom, UserName, join, join_definition
@@ -187,26 +187,19 @@ def setup(ctx: PluginContext) -> None:
     async def list_rooms(request: Request) -> HTTPResponse:
         limit, after = _page_query(request)
         with failing_to("list rooms"):
-            rooms = await livekit.list_rooms()
-        reply: dict[str, object] = {"total": len(rooms)}
-        if limit is not None:
-            start = bisect.bisect_right([_position(room) for room in rooms], after) if after else 0
-            page = rooms[start : start + limit]
-            if start + limit < len(rooms):
-                reply["nextCursor"] = _cursor(page[-1])
-            rooms = page
-        reply["rooms"] = [room_reply(room) for room in rooms]
+            page = await livekit.list_rooms(limit=limit, after=after)
+        reply: dict[str, object] = {
+            "rooms": [room_reply(room) for room in page.rooms],
+            "total": page.total,
+        }
+        if page.more:
+            reply["nextCursor"] = _cursor(page.rooms[-1])
         return json(reply)
-
-
-def _position(room: RoomInfo) -> tuple[int, str]:
-    """Where a room stands in the list: creation time, then name (names are unique)."""
-    return (int(room.created_at.timestamp() * 1000), room.name)
 
 
 def _cursor(room: RoomInfo) -> str:
     """An opaque cursor pointing just after ``room``."""
-    created, name = _position(room)
+    created, name = room_position(room)
     return base64.urlsafe_b64encode(f"{created}:{name}".encode()).decode().rstrip("=")
 
 
