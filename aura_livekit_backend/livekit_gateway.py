@@ -295,6 +295,9 @@ class LiveKitGateway:
         self._observer = observer or _Unobserved()
         self._sids = SidCache(settings.sid_cache_size)
         self._ttl_seconds = int(settings.token_ttl.total_seconds())
+        self._list_ttl = settings.room_list_cache_seconds
+        self._listing: tuple[float, list[api.Room]] | None = None
+        self._listing_lock = asyncio.Lock()
         self._timeout = settings.livekit_timeout
         self._session: aiohttp.ClientSession | None = None
         self._client: api.LiveKitAPI | None = None
@@ -379,6 +382,7 @@ class LiveKitGateway:
                 ),
             )
             if room.metadata == metadata:
+                self._listing = None
                 self._observer.room_created()
                 self._sids.put(room.sid, room.name)
                 return _room_info(room)
@@ -434,6 +438,8 @@ class LiveKitGateway:
         except _NotFound:
             # Closed by someone else between our lookup and our call.
             raise RoomNotFound(room_id) from None
+        finally:
+            self._listing = None
         return _room_info(room)
 
     async def update_room(
@@ -460,6 +466,7 @@ class LiveKitGateway:
             if 0 < room.max_participants < max_participants:
                 raise RoomLimitFixed(room.max_participants)
             facts["maxParticipants"] = max_participants
+        self._listing = None
         updated = await self._call(
             "UpdateRoomMetadata",
             self._room.update_room_metadata(
@@ -504,12 +511,29 @@ class LiveKitGateway:
         only list them all, so only the page is turned into :class:`RoomInfo` (metadata
         parsing is most of the cost with thousands of rooms).
         """
-        rooms = sorted(await self._all_rooms(), key=_proto_position)
+        rooms = await self._sorted_rooms()
         start = bisect.bisect_right(rooms, after, key=_proto_position) if after else 0
         end = len(rooms) if limit is None else start + limit
         return RoomPage(
             len(rooms), [_room_info(room) for room in rooms[start:end]], end < len(rooms)
         )
+
+    async def _sorted_rooms(self) -> list[api.Room]:
+        """Every room, oldest first; a worker reuses one listing for a moment.
+
+        LiveKit has no paging: each page of GET /rooms would list every room again.
+        Pages walked in quick succession, and bursts of listings, share one listing
+        instead. Changes made through this gateway drop it at once; others show within
+        AURA_ROOM_LIST_CACHE_SECONDS. Joins never use it.
+        """
+        if self._listing is not None and time.monotonic() - self._listing[0] < self._list_ttl:
+            return self._listing[1]
+        async with self._listing_lock:  # one listing in flight; the others reuse it
+            if self._listing is not None and time.monotonic() - self._listing[0] < self._list_ttl:
+                return self._listing[1]
+            rooms = sorted(await self._all_rooms(), key=_proto_position)
+            self._listing = (time.monotonic(), rooms)
+            return rooms
 
     async def _all_rooms(self) -> list[api.Room]:
         response = await self._call("ListRooms", self._rooms.list_rooms(api.ListRoomsRequest()))

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Plugins not to enable, comma-separated."
     )
     docs: bool = Field(True, description="Serve the OpenAPI document and its /docs page.")
+    room_list_cache_seconds: float = Field(
+        1.0, ge=0, le=60, description="How long a worker reuses one listing of every room."
+    )
     sid_cache_size: int = Field(
         10_000, ge=0, description="Room sids each worker remembers, to join by sid in one call."
     )

@@ -72,7 +72,15 @@ def wrk(
     url: str, duration: int, connections: int, script: str | None = None
 ) -> tuple[float, float, float, int]:
     """requests/s, p50 ms, p99 ms and errors (socket errors plus non-2xx) of one wrk run."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    command = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script or "")
     command += ["-s", lua.name, url]
@@ -293,10 +301,14 @@ def main() -> None:
                 # Last: it adds rooms.
                 ("POST /room/create", f"{base}/room/create", create_script()),
             ]
-            for name, url, script in runs:
-                results.append(
-                    Result(name, rooms, workers, *wrk(url, duration, connections, script))
-                )
+            # One client alone: the latency of listing itself, without queueing behind 31 others.
+            runs[-1:-1] = [
+                ("GET /rooms?limit=100, 1 client", f"{base}/rooms?limit=100", None, 1),
+                ("GET /rooms (all), 1 client", f"{base}/rooms", None, 1),
+            ]
+            for name, url, script, *alone in runs:
+                load = wrk(url, duration, alone[0] if alone else connections, script)
+                results.append(Result(name, rooms, workers, *load))
             sizes = rss_kib(service.pid)
             notes.append(
                 f"{rooms} rooms, {workers} worker(s): first answer {startup:.2f} s after start; "

@@ -73,7 +73,7 @@ def test_rejected_credentials_are_502_without_echoing_them(
 def test_the_service_recovers_when_livekit_comes_back(serve, make_settings) -> None:
     port = free_port()
     emulator = LiveKitEmulator(TEST_API_KEY, TEST_API_SECRET, port=port)
-    client = serve(make_settings(livekit_url=emulator.url))
+    client = serve(make_settings(livekit_url=emulator.url, room_list_cache_seconds=0))
     assert client.get("/api/rooms").status_code == 503  # not started yet
     with emulator:
         assert client.post("/api/room/create", json={"userName": "u"}).status_code == 200

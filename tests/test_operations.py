@@ -121,6 +121,7 @@ def test_metrics_are_summed_over_two_workers(livekit_emulator) -> None:
         "LIVEKIT_URL": livekit_emulator.url,
         "LIVEKIT_API_KEY": TEST_API_KEY,
         "LIVEKIT_API_SECRET": TEST_API_SECRET,
+        "AURA_ROOM_LIST_CACHE_SECONDS": "0",  # every request a LiveKit call, to count
     }
     with server("--workers", "2", env=env) as (process, base):
         sent = 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from livekit import api
@@ -121,7 +122,7 @@ def test_pages_walk_every_room_once_in_a_stable_order(serve) -> None:
 
 
 def test_a_page_survives_rooms_closing_before_it(serve, livekit_emulator) -> None:
-    client = serve()
+    client = serve(room_list_cache_seconds=0)
     rooms = [create(client)["roomId"] for _ in range(4)]
     first = client.get("/api/rooms?limit=2").json
     livekit(livekit_emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=rooms[0])))
@@ -147,3 +148,20 @@ def test_bad_page_queries_are_400s(serve, query: str, message: str) -> None:
     response = serve().get(f"/api/rooms?{query}")
     assert response.status_code == 400
     assert response.json == {"statusCode": 400, "message": message}
+
+
+def test_a_listing_is_reused_for_a_moment_and_dropped_on_our_own_changes(
+    serve, livekit_emulator
+) -> None:
+    client = serve(room_list_cache_seconds=0.3)
+    create(client)
+    before = livekit_emulator.calls["ListRooms"]
+    for _ in range(5):  # a burst of pages shares one listing
+        assert client.get("/api/rooms?limit=1").json["total"] == 1
+    assert livekit_emulator.calls["ListRooms"] == before + 1
+    create(client)  # our own change shows at once
+    assert client.get("/api/rooms").json["total"] == 2
+    livekit(livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name="elsewhere")))
+    assert client.get("/api/rooms").json["total"] == 2  # someone else's: within the window
+    time.sleep(0.35)
+    assert client.get("/api/rooms").json["total"] == 3  # ...and after it
