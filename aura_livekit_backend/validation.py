@@ -11,16 +11,39 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError, ValidationInfo
 from sanic import Request
 from sanic.exceptions import BadRequest
 from sanic_ext import openapi
 
 from .errors import ApiError
 
-__all__ = ["check_text", "describe", "json_body"]
+__all__ = [
+    "MAX_DESCRIPTION",
+    "MAX_ROOM_ID",
+    "MAX_TOPIC",
+    "MAX_USER_NAME",
+    "DescriptionText",
+    "ParticipantLimit",
+    "RequiredTopicText",
+    "RoomIdText",
+    "TopicText",
+    "UserNameText",
+    "check_text",
+    "describe",
+    "json_body",
+    "path_text",
+]
+
+#: LiveKit's own limit on a room name.
+MAX_ROOM_ID = 256
+MAX_USER_NAME = 128
+MAX_TOPIC = 200
+MAX_DESCRIPTION = 2000
+#: The context key :data:`ParticipantLimit` reads its cap from (``json_body(context=…)``).
+PARTICIPANT_CAP = "max_participants_cap"
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Awaitable[Any]]
@@ -44,6 +67,46 @@ def check_text(value: str, *, multiline: bool = False) -> str:
                 f"must not contain control or invisible characters (U+{ord(char):04X})"
             )
     return value
+
+
+def _text_rule(limit: int, *, required: bool = False, multiline: bool = False) -> AfterValidator:
+    def check(value: str) -> str:
+        if required and not value.strip():
+            raise ValueError("must not be empty or blank")
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters")
+        return check_text(value, multiline=multiline)
+
+    return AfterValidator(check)
+
+
+def _participant_limit(value: int, info: ValidationInfo) -> int:
+    cap = (info.context or {}).get(PARTICIPANT_CAP, 1000)
+    if not 1 <= value <= cap:
+        raise ValueError(f"must be between 1 and {cap}")
+    return value
+
+
+#: A user name: 1 to 128 characters, not blank, no control or invisible characters.
+UserNameText = Annotated[str, _text_rule(MAX_USER_NAME, required=True)]
+#: A room's name or sid: 1 to 256 characters, not blank, no control characters.
+RoomIdText = Annotated[str, _text_rule(MAX_ROOM_ID, required=True)]
+#: A room topic: at most 200 characters on one line.
+TopicText = Annotated[str, _text_rule(MAX_TOPIC)]
+#: A topic that must be given: 1 to 200 characters, not blank.
+RequiredTopicText = Annotated[str, _text_rule(MAX_TOPIC, required=True)]
+#: A room description: at most 2,000 characters, lines and tabs allowed.
+DescriptionText = Annotated[str, _text_rule(MAX_DESCRIPTION, multiline=True)]
+#: A participant limit: 1 to the cap in the validation context (AURA_MAX_PARTICIPANTS_CAP).
+ParticipantLimit = Annotated[int, AfterValidator(_participant_limit)]
+
+
+def path_text(name: str, value: str, limit: int = MAX_ROOM_ID) -> str:
+    """A path parameter checked like :data:`RoomIdText`, or a 400 naming it."""
+    try:
+        return _text_rule(limit, required=True).func(value)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
 
 
 def describe(exc: ValidationError) -> str:

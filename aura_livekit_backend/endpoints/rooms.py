@@ -10,69 +10,51 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field
 from sanic import HTTPResponse, Request, json
 from sanic_ext import openapi
 
 from ..plugin import (
+    MAX_DESCRIPTION,
+    MAX_TOPIC,
+    PARTICIPANT_CAP,
     ApiError,
+    DescriptionText,
+    ParticipantLimit,
     Plugin,
     PluginContext,
     RoomInfo,
     RoomReply,
-    check_text,
+    TopicText,
     error_responses,
     failing_to,
     json_body,
+    path_text,
     room_position,
     room_reply,
 )
-from .tokens import MAX_ROOM_ID, JoinRoom, UserName, join, join_definition
+from .tokens import JoinRoom, UserName, join, join_definition
 
 __all__ = ["CreateReply", "CreateRoom", "RoomList", "plugin"]
 
-MAX_TOPIC = 200
 #: The largest page of GET /rooms.
 MAX_PAGE = 1000
-MAX_DESCRIPTION = 2000
 
 
 class CreateRoom(UserName):
     """The body of ``POST /room/create``."""
 
-    roomTopic: str | None = Field(
+    roomTopic: TopicText | None = Field(
         None,
         description=f"Meeting topic (at most {MAX_TOPIC} characters); default 새 회의",
         examples=["My Room"],
     )
-    description: str | None = Field(
+    description: DescriptionText | None = Field(
         None, description=f"Room description (at most {MAX_DESCRIPTION} characters)"
     )
-    maxParticipants: int | None = Field(
+    maxParticipants: ParticipantLimit | None = Field(
         None, description="Most participants at once; default 20, at most the configured cap"
     )
-
-    @field_validator("roomTopic")
-    @classmethod
-    def _check_topic(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > MAX_TOPIC:
-            raise ValueError(f"must be at most {MAX_TOPIC} characters")
-        return None if value is None else check_text(value)
-
-    @field_validator("description")
-    @classmethod
-    def _check_description(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > MAX_DESCRIPTION:
-            raise ValueError(f"must be at most {MAX_DESCRIPTION} characters")
-        return None if value is None else check_text(value, multiline=True)
-
-    @field_validator("maxParticipants")
-    @classmethod
-    def _check_max(cls, value: int | None, info: ValidationInfo) -> int | None:
-        cap = (info.context or {}).get("max_participants_cap", 1000)
-        if value is not None and not 1 <= value <= cap:
-            raise ValueError(f"must be between 1 and {cap}")
-        return value
 
 
 class CreateReply(BaseModel):
@@ -103,7 +85,7 @@ def setup(ctx: PluginContext) -> None:
     """Add the room routes."""
     settings = ctx.settings
     livekit = ctx.livekit
-    limits = {"max_participants_cap": settings.max_participants_cap}
+    limits = {PARTICIPANT_CAP: settings.max_participants_cap}
 
     @ctx.blueprint.post("/room/create")
     @openapi.definition(
@@ -160,7 +142,7 @@ def setup(ctx: PluginContext) -> None:
         ],
     )
     async def get_room(request: Request, roomId: str) -> HTTPResponse:
-        room_id = _path_room_id(roomId)
+        room_id = path_text("roomId", roomId)
         with failing_to("get room"):
             room = await livekit.get_room(room_id)
         return json(room_reply(room))
@@ -224,16 +206,6 @@ def _page_query(request: Request) -> tuple[int | None, tuple[int, str] | None]:
         return limit, (int(created), name)
     except (ValueError, UnicodeError, binascii.Error):
         raise ApiError(400, "cursor: is not one this service handed out") from None
-
-
-def _path_room_id(value: str) -> str:
-    """A roomId from the path, or a 400 naming what is wrong with it."""
-    if len(value) > MAX_ROOM_ID:
-        raise ApiError(400, f"roomId: must be at most {MAX_ROOM_ID} characters")
-    try:
-        return check_text(value)
-    except ValueError as exc:
-        raise ApiError(400, f"roomId: {exc}") from None
 
 
 plugin = Plugin(setup=setup, description="Create, join, describe and list rooms.")

@@ -6,16 +6,18 @@ is :func:`join`, which the rooms plugin serves at ``/room/join`` as well.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sanic import HTTPResponse, Request, json
 from sanic_ext import openapi
 
 from ..plugin import (
+    MAX_USER_NAME,
     ApiError,
     LiveKitGateway,
     Plugin,
     PluginContext,
-    check_text,
+    RoomIdText,
+    UserNameText,
     error_responses,
     failing_to,
     json_body,
@@ -23,48 +25,26 @@ from ..plugin import (
 
 __all__ = ["JoinReply", "JoinRoom", "UserName", "join", "join_definition", "plugin"]
 
-#: LiveKit's own limit on a room name.
-MAX_ROOM_ID = 256
-MAX_USER_NAME = 128
-
-
-def _required_text(value: str, limit: int) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty or blank")
-    if len(value) > limit:
-        raise ValueError(f"must be at most {limit} characters")
-    return check_text(value)
-
 
 class UserName(BaseModel):
     """A body carrying the caller's ``userName`` (the token's identity and name)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    userName: str = Field(
+    userName: UserNameText = Field(
         description="Who joins: the token's identity and display name "
         f"(1 to {MAX_USER_NAME} characters)",
         examples=["participant-user"],
     )
 
-    @field_validator("userName")
-    @classmethod
-    def _check_user_name(cls, value: str) -> str:
-        return _required_text(value, MAX_USER_NAME)
-
 
 class JoinRoom(UserName):
     """The body of ``POST /room/join`` and ``POST /token``."""
 
-    roomId: str = Field(
+    roomId: RoomIdText = Field(
         description="The room's name (roomId) or its LiveKit sid (RM_…)",
         examples=["room-1736598234-x7k2m9"],
     )
-
-    @field_validator("roomId")
-    @classmethod
-    def _check_room_id(cls, value: str) -> str:
-        return _required_text(value, MAX_ROOM_ID)
 
 
 class JoinReply(BaseModel):
@@ -74,7 +54,7 @@ class JoinReply(BaseModel):
     url: str = Field(
         description="The LiveKit URL to connect to", examples=["wss://livekit.example.com"]
     )
-    roomId: str = Field(description="The room's name")
+    roomId: RoomIdText = Field(description="The room's name")
     sid: str = Field(description="LiveKit's room sid")
 
 

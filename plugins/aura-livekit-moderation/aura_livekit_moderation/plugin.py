@@ -7,20 +7,24 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sanic import HTTPResponse, Request, json
 from sanic_ext import openapi
 
 from aura_livekit_backend.plugin import (
+    PARTICIPANT_CAP,
     ApiError,
+    DescriptionText,
+    ParticipantLimit,
     Plugin,
     PluginContext,
+    RequiredTopicText,
     RoomReply,
-    check_text,
     error_responses,
     failing_to,
     iso_ms,
     json_body,
+    path_text,
     room_reply,
 )
 
@@ -30,39 +34,17 @@ __all__ = ["ParticipantList", "RoomChanges", "plugin"]
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
 
-MAX_ID = 256
-MAX_TOPIC = 200
-MAX_DESCRIPTION = 2000
-
 
 class RoomChanges(BaseModel):
     """The body of ``PATCH /room/{roomId}``: any of the fields, at least one."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    roomTopic: str | None = Field(None, min_length=1, max_length=MAX_TOPIC)
-    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
-    maxParticipants: int | None = Field(
+    roomTopic: RequiredTopicText | None = None
+    description: DescriptionText | None = None
+    maxParticipants: ParticipantLimit | None = Field(
         None, description="Can be lowered; LiveKit fixes the highest at creation"
     )
-
-    @field_validator("roomTopic")
-    @classmethod
-    def _topic(cls, value: str | None) -> str | None:
-        return None if value is None else check_text(value)
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, value: str | None) -> str | None:
-        return None if value is None else check_text(value, multiline=True)
-
-    @field_validator("maxParticipants")
-    @classmethod
-    def _max(cls, value: int | None, info: ValidationInfo) -> int | None:
-        cap = (info.context or {}).get("max_participants_cap", 1000)
-        if value is not None and not 1 <= value <= cap:
-            raise ValueError(f"must be between 1 and {cap}")
-        return value
 
 
 class ParticipantReply(BaseModel):
@@ -97,22 +79,11 @@ class Removed(BaseModel):
     removed: bool
 
 
-def _path_id(name: str, value: str) -> str:
-    if not value.strip():
-        raise ApiError(400, f"{name}: must not be empty or blank")
-    if len(value) > MAX_ID:
-        raise ApiError(400, f"{name}: must be at most {MAX_ID} characters")
-    try:
-        return check_text(value)
-    except ValueError as exc:
-        raise ApiError(400, f"{name}: {exc}") from None
-
-
 def setup(ctx: PluginContext) -> None:
     """Add the moderation routes, each behind the plugin's API keys."""
     keys = [key.get_secret_value().encode() for key in ModerationSettings().api_keys]
     livekit = ctx.livekit
-    limits = {"max_participants_cap": ctx.settings.max_participants_cap}
+    limits = {PARTICIPANT_CAP: ctx.settings.max_participants_cap}
     bp = ctx.blueprint
     ctx.declare_bearer_auth("moderation", "An API key from AURA_MODERATION_API_KEYS")
 
@@ -154,7 +125,7 @@ def setup(ctx: PluginContext) -> None:
     @moderators_only
     async def delete_room(request: Request, roomId: str) -> HTTPResponse:
         with failing_to("delete room"):
-            room = await livekit.delete_room(_path_id("roomId", roomId))
+            room = await livekit.delete_room(path_text("roomId", roomId))
         return json({"roomId": room.name, "deleted": True})
 
     @bp.patch("/room/<roomId:str>", unquote=True)
@@ -177,7 +148,7 @@ def setup(ctx: PluginContext) -> None:
             raise ApiError(400, "give at least one of roomTopic, description, maxParticipants")
         with failing_to("update room"):
             room = await livekit.update_room(
-                _path_id("roomId", roomId),
+                path_text("roomId", roomId),
                 topic=body.roomTopic,
                 description=body.description,
                 max_participants=body.maxParticipants,
@@ -198,7 +169,7 @@ def setup(ctx: PluginContext) -> None:
     @moderators_only
     async def participants(request: Request, roomId: str) -> HTTPResponse:
         with failing_to("list participants"):
-            _, people = await livekit.list_participants(_path_id("roomId", roomId))
+            _, people = await livekit.list_participants(path_text("roomId", roomId))
         return json(
             {
                 "participants": [
@@ -238,7 +209,7 @@ def setup(ctx: PluginContext) -> None:
     ) -> HTTPResponse:
         with failing_to("remove participant"):
             room = await livekit.remove_participant(
-                _path_id("roomId", roomId), _path_id("identity", identity)
+                path_text("roomId", roomId), path_text("identity", identity)
             )
         return json({"roomId": room.name, "identity": identity, "removed": True})
 
