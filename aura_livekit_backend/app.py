@@ -76,6 +76,7 @@ def create_app(
         log_config=log_config(settings),
     )
     app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     # Our own access line (observability.py) carries the request id; Sanic's would not.
     app.config.ACCESS_LOG = False
     app.config.FORWARDED_SECRET = (
@@ -87,9 +88,11 @@ def create_app(
     app.config.OAS_URL_PREFIX = "/docs"
     app.config.OAS_UI_DEFAULT = "swagger"
     app.config.OAS_UI_REDOC = False
-    # No origin configured: no CORS headers at all, so browsers allow no foreign origin.
-    app.config.CORS = bool(settings.cors_origins)
-    app.config.CORS_ORIGINS = ",".join(settings.cors_origins)
+    # No origin configured: no CORS headers at all, so browsers allow no foreign origin;
+    # --dev without a list allows any, for a frontend on another local port.
+    origins = settings.cors_origins or (["*"] if settings.dev else [])
+    app.config.CORS = bool(origins)
+    app.config.CORS_ORIGINS = ",".join(origins)
     # Only what we use: dependency injection would dispatch a signal on every request.
     Extend(app, extensions=[HTTPExtension, OpenAPIExtension], built_in_extensions=False)
     app.ext.openapi.describe(

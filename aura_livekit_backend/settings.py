@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Plugins not to enable, comma-separated."
     )
     docs: bool = Field(True, description="Serve the OpenAPI document and its /docs page.")
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body; more is a 413."
+    )
     room_list_cache_seconds: float = Field(
         1.0, ge=0, le=60, description="How long a worker reuses one listing of every room."
     )

@@ -53,3 +53,33 @@ def test_api_error_keeps_its_status_and_message(serve, path: str) -> None:
     response = serve(plugins=FAILING).get(path)
     assert response.status_code == 418
     assert response.json == {"statusCode": 418, "message": "short and stout"}
+
+
+def test_a_body_over_the_limit_is_a_json_413(serve) -> None:
+    client = serve(max_body_bytes=2048)
+    response = client.post(
+        "/api/room/create",
+        content=b'{"userName": "' + b"x" * 4096 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json["statusCode"] == 413
+    assert response.json["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "origin", "allowed"),
+    [
+        ({}, "https://evil.example", None),
+        ({"cors_origins": ["https://app.example"]}, "https://app.example", "https://app.example"),
+        ({"cors_origins": ["https://app.example"]}, "https://evil.example", None),
+        ({"dev": True}, "http://localhost:5173", "http://localhost:5173"),
+    ],
+)
+def test_cors_allows_only_configured_origins(serve, fields, origin, allowed) -> None:
+    response = serve(**fields).request(
+        "options",
+        "/api/room/create",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert response.headers.get("access-control-allow-origin") == allowed
