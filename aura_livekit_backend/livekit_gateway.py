@@ -283,6 +283,15 @@ class _Unobserved:
         pass
 
 
+#: The metric label for each way a Twirp call can fail (a documented vocabulary,
+#: not class names).
+_OUTCOMES: dict[type[LiveKitError], str] = {
+    LiveKitRejected: "rejected",
+    LiveKitUnavailable: "unavailable",
+    _NotFound: "not_found",
+}
+
+
 class LiveKitGateway:
     """Rooms and tokens, in LiveKit, for one worker."""
 
@@ -582,7 +591,7 @@ class LiveKitGateway:
             return await asyncio.wait_for(call, self._timeout)
         except api.TwirpError as exc:
             failure = self._twirp_failure(method, exc)
-            outcome = type(failure).__name__
+            outcome = _OUTCOMES.get(type(failure), "error")
             raise failure from None
         except asyncio.TimeoutError:
             outcome = "timeout"

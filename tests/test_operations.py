@@ -104,7 +104,7 @@ def test_metrics_count_requests_livekit_calls_tokens_and_rooms(serve, livekit_em
     assert total(text, requests, route="/api/rooms", status="502") == 1
     assert total(text, "aura_http_request_duration_seconds_count", route="/api/room/create") == 3
     assert total(text, "aura_livekit_calls_total", method="CreateRoom", outcome="ok") == 3
-    assert total(text, "aura_livekit_calls_total", method="ListRooms", outcome="LiveKitError") == 1
+    assert total(text, "aura_livekit_calls_total", method="ListRooms", outcome="error") == 1
     assert total(text, "aura_livekit_call_duration_seconds_count", method="CreateRoom") == 3
     assert total(text, "aura_tokens_minted_total") == 4
     assert total(text, "aura_rooms_created_total") == 3
@@ -229,3 +229,17 @@ def test_odd_methods_do_not_mint_metric_series(serve) -> None:
     text = client.get("/metrics").text
     assert total(text, "aura_http_requests_total", route="unmatched", method="other") == 3
     assert "BREW" not in text
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [("permission_denied", "rejected"), ("unavailable", "unavailable"), ("not_found", "not_found")],
+)
+def test_livekit_failures_are_counted_by_documented_outcome(
+    serve, livekit_emulator, code: str, outcome: str
+) -> None:
+    client = serve()
+    livekit_emulator.fail("ListRooms", code)
+    client.get("/api/rooms")
+    text = client.get("/metrics").text
+    assert total(text, "aura_livekit_calls_total", method="ListRooms", outcome=outcome) == 1
