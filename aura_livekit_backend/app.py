@@ -16,9 +16,12 @@ import orjson
 from sanic import Sanic
 from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
+from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
 from . import __version__
+from .access import BearerKeys
+from .access import install as install_access
 from .errors import JsonErrorHandler
 from .livekit_gateway import LiveKitGateway
 from .logs import log_config
@@ -67,6 +70,9 @@ def create_app(
     be used.
     """
     settings = _resolve(settings)
+    # sanic-ext keeps one OpenAPI document per process, and a document-wide security
+    # requirement or scheme would outlive this app into the next one built here.
+    SpecificationBuilder.reset()
     number = next(_app_numbers)
     app = Sanic(
         APP_NAME if number == 0 else f"{APP_NAME}_{number}",
@@ -93,6 +99,9 @@ def create_app(
     origins = settings.cors_origins or (["*"] if settings.dev else [])
     app.config.CORS = bool(origins)
     app.config.CORS_ORIGINS = ",".join(origins)
+    # Named, not "*": the Fetch standard never lets "*" cover Authorization (API keys).
+    app.config.CORS_ALLOW_HEADERS = "authorization,content-type,x-request-id"
+    app.config.CORS_EXPOSE_HEADERS = "x-request-id"
     # Only what we use: dependency injection would dispatch a signal on every request.
     Extend(app, extensions=[HTTPExtension, OpenAPIExtension], built_in_extensions=False)
     app.ext.openapi.describe(
@@ -106,6 +115,7 @@ def create_app(
     app.ctx.settings = settings
     app.ctx.livekit = livekit
     install_observability(app, settings, metrics)
+    install_access(app, BearerKeys(key.get_secret_value() for key in settings.api_keys))
     sources = discover() if plugins is None else given(plugins)
     app.ctx.plugins = mount_plugins(app, sources, settings, livekit, metrics)
 

@@ -126,6 +126,11 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
         logger.warning(
             "LIVEKIT_API_SECRET is shorter than 32 bytes: tokens signed with it are easier to forge"
         )
+    if not settings.api_keys:
+        logger.warning(
+            "AURA_API_KEYS is not set: anyone who can reach this service can create rooms "
+            "and mint tokens"
+        )
     if settings.metrics_port is not None and settings.metrics:
         _serve_metrics(settings)
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers, motd=False)

@@ -25,6 +25,11 @@ its own go in the blueprint's ``before_server_start``/``after_server_stop``
 listeners. LiveKit is reached through ``ctx.livekit``, the same gateway the
 built-in endpoints use, open while the server runs.
 
+Access: with ``AURA_API_KEYS`` set, every route needs one of the service's keys.
+A route added with ``ctx_api_keys=False`` (``@ctx.blueprint.get("/x", ctx_api_keys=False)``)
+is exempt: a health check, or a route that checks keys of its own with
+:class:`BearerKeys`, as the moderation plugin does.
+
 Errors: raise :class:`ApiError` for the client's mistakes and wrap LiveKit calls in
 :func:`failing_to`; both answer in the service's one error shape.
 """
@@ -37,6 +42,7 @@ from dataclasses import dataclass, field
 
 from sanic import Blueprint
 
+from .access import BearerKeys
 from .errors import ApiError, error_body, failing_to
 from .livekit_gateway import (
     LiveKitError,
@@ -81,6 +87,7 @@ __all__ = [
     "PARTICIPANT_CAP",
     "PLUGIN_NAME",
     "ApiError",
+    "BearerKeys",
     "DescriptionText",
     "ErrorReply",
     "LiveKitError",

@@ -26,6 +26,8 @@ DEV_API_SECRET = "secret"  # noqa: S105 (public knowledge, refused outside --dev
 
 #: PyJWT (and common sense) want an HMAC secret of at least 32 bytes.
 MIN_SECRET_BYTES = 32
+#: Shorter API keys are guessable; generate them with ``openssl rand -hex 24``.
+MIN_API_KEY_LENGTH = 16
 
 _ENV_PREFIX = "AURA_"
 
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     max_participants_cap: int = Field(
         1000, ge=1, description="The largest maxParticipants a client may ask for."
     )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys callers must send as Authorization: Bearer <key>, comma-separated; "
+        "empty: anyone who reaches the service may call it.",
+    )
     cors_origins: CommaList = Field(
         default_factory=list,
         description="Origins allowed to call from a browser, comma-separated; empty: none.",
@@ -148,11 +155,22 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("cors_origins", "plugins", "disabled_plugins", mode="before")
+    @field_validator("api_keys", "cors_origins", "plugins", "disabled_plugins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            # Never name the key: this message is printed at start-up.
+            if len(key.get_secret_value()) < MIN_API_KEY_LENGTH:
+                raise ValueError(f"every key must be at least {MIN_API_KEY_LENGTH} characters")
+            if any(c.isspace() for c in key.get_secret_value()):
+                raise ValueError("a key must not contain whitespace")
         return value
 
     @field_validator("livekit_url", "livekit_public_url")

@@ -182,6 +182,30 @@ def test_serves_with_real_credentials(extra: list[str]) -> None:
         code, output = stop(process)
     assert code == 0
     assert SECRET not in output and "development mode" not in output
+    assert output.count("AURA_API_KEYS is not set: anyone who can reach this service") == 1
+
+
+def test_api_keys_guard_the_served_api_and_are_never_printed() -> None:
+    key = "cli-api-key-0123456789abcdef"
+    env = {
+        "LIVEKIT_API_KEY": "prodkey",
+        "LIVEKIT_API_SECRET": SECRET,
+        "AURA_API_KEYS": key,
+        "AURA_ACCESS_LOG": "true",
+        "AURA_LOG_LEVEL": "DEBUG",
+    }
+    with server("--workers", "1", env=env) as (process, base):
+        assert httpx.get(f"{base}/api/rooms", timeout=5).status_code == 401
+        wrong = {"Authorization": f"Bearer {key}-not"}
+        assert httpx.get(f"{base}/api/rooms", headers=wrong, timeout=5).status_code == 401
+        # LiveKit is not running: past the key check, the call fails on LiveKit.
+        auth = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{base}/api/rooms", headers=auth, timeout=10).status_code == 503
+        code, output = stop(process)
+    assert code == 0
+    assert "AURA_API_KEYS is not set" not in output
+    assert "GET /api/rooms 401" in output  # the access log did log these requests
+    assert key not in output and SECRET not in output
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"

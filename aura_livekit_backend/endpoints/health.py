@@ -37,7 +37,9 @@ class Health(BaseModel):
 def setup(ctx: PluginContext) -> None:
     """Add ``GET /health``."""
 
-    @ctx.blueprint.get("/health")
+    # Probes carry no credentials: both checks stay open under AURA_API_KEYS.
+    @ctx.blueprint.get("/health", ctx_api_keys=False)
+    @openapi.secured()
     @openapi.definition(
         summary="Liveness check",
         description="Answers while the process can serve requests; never calls LiveKit.",
@@ -64,7 +66,8 @@ def setup(ctx: PluginContext) -> None:
             last[:] = [(time.monotonic(), found)]
             return found
 
-    @ctx.blueprint.get("/health/ready")
+    @ctx.blueprint.get("/health/ready", ctx_api_keys=False)
+    @openapi.secured()
     @openapi.definition(
         summary="Readiness check",
         description="200 when LiveKit answers a cheap call within the timeout, else 503.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -14,6 +13,7 @@ from sanic_ext import openapi
 from aura_livekit_backend.plugin import (
     PARTICIPANT_CAP,
     ApiError,
+    BearerKeys,
     DescriptionText,
     ParticipantLimit,
     Plugin,
@@ -80,8 +80,12 @@ class Removed(BaseModel):
 
 
 def setup(ctx: PluginContext) -> None:
-    """Add the moderation routes, each behind the plugin's API keys."""
-    keys = [key.get_secret_value().encode() for key in ModerationSettings().api_keys]
+    """Add the moderation routes, each behind the plugin's API keys.
+
+    They check their own keys instead of the service's (``ctx_api_keys=False``):
+    moderating takes more than calling the API.
+    """
+    keys = BearerKeys(key.get_secret_value() for key in ModerationSettings().api_keys)
     livekit = ctx.livekit
     limits = {PARTICIPANT_CAP: ctx.settings.max_participants_cap}
     bp = ctx.blueprint
@@ -93,14 +97,8 @@ def setup(ctx: PluginContext) -> None:
             if not keys:
                 # Never open by default: no keys configured means nobody moderates.
                 raise ApiError(403, "moderation is disabled")
-            scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-            presented = given.strip().encode()
-            # Compare against every key, always, so timing tells nothing about which.
-            matches = [hmac.compare_digest(presented, key) for key in keys]
-            if scheme.lower() != "bearer" or not any(matches):
-                error = ApiError(401, "a valid moderation API key is required")
-                error.headers = {"WWW-Authenticate": 'Bearer realm="moderation"'}
-                raise error
+            if not keys.admit(request.headers.get("authorization")):
+                raise keys.refuse("moderation", "a valid moderation API key is required")
             return await handler(request, *args, **kwargs)
 
         return openapi.secured("moderation")(guarded)
@@ -110,7 +108,7 @@ def setup(ctx: PluginContext) -> None:
     )
     secured_errors = error_responses(401, 403)
 
-    @bp.delete("/room/<roomId:str>", unquote=True)
+    @bp.delete("/room/<roomId:str>", unquote=True, ctx_api_keys=False)
     @openapi.definition(
         summary="Close a room",
         description="Deletes the room in LiveKit; everyone in it is disconnected.",
@@ -128,7 +126,7 @@ def setup(ctx: PluginContext) -> None:
             room = await livekit.delete_room(path_text("roomId", roomId))
         return json({"roomId": room.name, "deleted": True})
 
-    @bp.patch("/room/<roomId:str>", unquote=True)
+    @bp.patch("/room/<roomId:str>", unquote=True, ctx_api_keys=False)
     @openapi.definition(
         summary="Change a room",
         description="Changes the topic, the description or the participant limit (which "
@@ -155,7 +153,7 @@ def setup(ctx: PluginContext) -> None:
             )
         return json(room_reply(room))
 
-    @bp.get("/room/<roomId:str>/participants", unquote=True)
+    @bp.get("/room/<roomId:str>/participants", unquote=True, ctx_api_keys=False)
     @openapi.definition(
         summary="List a room's participants",
         tag="moderation",
@@ -186,7 +184,7 @@ def setup(ctx: PluginContext) -> None:
             }
         )
 
-    @bp.delete("/room/<roomId:str>/participants/<identity:str>", unquote=True)
+    @bp.delete("/room/<roomId:str>/participants/<identity:str>", unquote=True, ctx_api_keys=False)
     @openapi.definition(
         summary="Remove a participant",
         description="Disconnects the participant. They can rejoin with a valid token.",

@@ -57,6 +57,22 @@ def test_without_configured_keys_moderation_is_disabled(aura_client, method, pat
     assert response.json == {"statusCode": 403, "message": "moderation is disabled"}
 
 
+def test_moderation_keys_are_its_own_under_the_service_keys(aura_client, monkeypatch) -> None:
+    service_key = "service-key-0123456789abcdef"
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", KEY)
+    client = aura_client(api_keys=service_key)
+    service = {"Authorization": f"Bearer {service_key}"}
+    room = client.post("/api/room/create", json={"userName": "h"}, headers=service).json["roomId"]
+    # A moderation key is enough for moderation routes, and not for the service's...
+    listed = client.get(f"/api/room/{room}/participants", headers=AUTH)
+    assert listed.status_code == 200 and listed.json["total"] == 0
+    assert client.get(f"/api/room/{room}", headers=AUTH).status_code == 401
+    # ...and a service key is not enough to moderate.
+    refused = client.delete(f"/api/room/{room}", headers=service)
+    assert refused.status_code == 401
+    assert refused.json["message"] == "a valid moderation API key is required"
+
+
 def test_delete_room_closes_it(client, livekit_emulator) -> None:
     room = make_room(client)
     response = client.delete(f"/api/room/{room['sid']}", headers=AUTH)

@@ -1,0 +1,94 @@
+"""Who may call: the service's API keys (``AURA_API_KEYS``).
+
+With keys configured, every route needs ``Authorization: Bearer <key>`` with one of
+them, except:
+
+- routes a plugin adds with ``ctx_api_keys=False``: the health checks, and routes
+  that check keys of their own (the moderation plugin's);
+- the OpenAPI document and its page, which describe the API and hold no secret
+  (``AURA_DOCS=false`` removes them);
+- CORS preflights (``OPTIONS``), which browsers send without credentials.
+
+Keys are compared in constant time, and never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from sanic import Request, Sanic
+
+from .errors import ApiError
+
+__all__ = ["API_KEY_SCHEME", "BearerKeys", "install"]
+
+#: The OpenAPI security scheme the service's keys are documented as.
+API_KEY_SCHEME = "apiKey"
+
+# sanic-ext's documentation routes are named "<app>.openapi.<handler>".
+_DOCS_BLUEPRINT = "openapi"
+
+
+def _digest(key: bytes) -> bytes:
+    # Equal-length digests: compare_digest then leaks nothing about a key's length.
+    return hashlib.sha256(key).digest()
+
+
+class BearerKeys:
+    """A set of keys a caller presents as ``Authorization: Bearer <key>``."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        """Accept any of ``keys``; empty strings are ignored."""
+        self._digests = tuple(_digest(key.encode()) for key in keys if key)
+
+    def __bool__(self) -> bool:
+        """True when at least one key is configured."""
+        return bool(self._digests)
+
+    def admit(self, authorization: str | None) -> bool:
+        """True when the ``Authorization`` header carries one of the keys.
+
+        Every key is compared, always, so the time taken tells nothing about which
+        key came close.
+        """
+        scheme, _, given = (authorization or "").partition(" ")
+        presented = _digest(given.strip().encode())
+        matched = False
+        for digest in self._digests:
+            matched |= hmac.compare_digest(presented, digest)
+        return matched and scheme.lower() == "bearer"
+
+    def refuse(self, realm: str, message: str) -> ApiError:
+        """The 401 to raise for a caller without a key: names the scheme, not the keys."""
+        error = ApiError(401, message)
+        error.headers = {"WWW-Authenticate": f'Bearer realm="{realm}"'}
+        return error
+
+
+def install(app: Sanic, keys: BearerKeys) -> None:
+    """Require one of ``keys`` on every route but the exempt ones (nothing when empty)."""
+    if not keys:
+        return
+    app.ext.openapi.add_security_scheme(
+        API_KEY_SCHEME, "http", scheme="bearer", description="A key from AURA_API_KEYS"
+    )
+    app.ext.openapi.secured(API_KEY_SCHEME)
+
+    # After the request id (priority 1000), so a 401 carries one like any answer.
+    @app.on_request(priority=900)
+    async def require_api_key(request: Request) -> None:
+        route = request.route
+        if (
+            request.method == "OPTIONS"
+            or route is None
+            or getattr(route.ctx, "api_keys", True) is False
+            or route.name.split(".")[1:2] == [_DOCS_BLUEPRINT]
+        ):
+            return
+        if not keys.admit(request.headers.get("authorization")):
+            raise keys.refuse(
+                "aura-livekit-backend",
+                "a valid API key is required: send Authorization: Bearer <key>",
+            )
