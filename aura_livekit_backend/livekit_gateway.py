@@ -497,6 +497,15 @@ class LiveKitGateway:
         )
         return _room_info(room), people
 
+    async def is_connected(self, room: str, identity: str) -> bool:
+        """True when ``identity`` is in the room named ``room`` now (one call, by name)."""
+        who = api.RoomParticipantIdentity(room=room, identity=identity)
+        try:
+            info = await self._call("GetParticipant", self._room.get_participant(who))
+        except _NotFound:
+            return False
+        return info.state != api.ParticipantInfo.State.DISCONNECTED
+
     async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
         """Disconnect ``identity`` from the room; :class:`ParticipantNotFound` if not there."""
         room = await self._find(room_id)

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         description="Keys callers must send as Authorization: Bearer <key>, comma-separated; "
         "empty: anyone who reaches the service may call it.",
     )
+    duplicate_username: Literal["allow", "reject", "unique"] = Field(
+        "allow",
+        description="A join whose userName is already connected in the room: allow it "
+        "(LiveKit disconnects the first), reject it (409), or give every token a unique "
+        "identity (the userName stays the display name).",
+    )
     cors_origins: CommaList = Field(
         default_factory=list,
         description="Origins allowed to call from a browser, comma-separated; empty: none.",

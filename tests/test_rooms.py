@@ -54,7 +54,7 @@ def test_create_answers_the_documented_shape_and_a_creator_token(serve, livekit_
     )
     assert set(body) == {
         "roomId", "sid", "roomUrl", "roomTopic", "description", "maxParticipants",
-        "userName", "token", "livekitUrl",
+        "userName", "identity", "token", "livekitUrl",
     }  # fmt: skip
     match = ROOM_NAME.fullmatch(body["roomId"])
     assert match and abs(int(match.group(1)) - before) <= 2
@@ -65,7 +65,7 @@ def test_create_answers_the_documented_shape_and_a_creator_token(serve, livekit_
         "Test room description",
         7,
     )
-    assert body["userName"] == "host-user"
+    assert body["userName"] == body["identity"] == "host-user"
     assert body["sid"].startswith("RM_")
     assert_join_token(body["token"], "host-user", body["roomId"], timedelta(hours=24))
 
@@ -222,7 +222,8 @@ def test_join_by_name_or_sid(serve, livekit_emulator, path: str, by: str) -> Non
     response = client.post(path, json={"roomId": room[by], "userName": "participant-user"})
     assert response.status_code == 200, response.text
     body = response.json
-    assert set(body) == {"token", "url", "roomId", "sid"}
+    assert set(body) == {"token", "url", "roomId", "sid", "identity"}
+    assert body["identity"] == "participant-user"
     assert body["url"] == livekit_emulator.url.replace("http://", "ws://")
     assert (body["roomId"], body["sid"]) == (room["roomId"], room["sid"])
     assert_join_token(body["token"], "participant-user", room["roomId"], timedelta(hours=24))

@@ -138,6 +138,11 @@ def test_a_page_survives_rooms_closing_before_it(serve, livekit_emulator) -> Non
         ("limit=1001", "limit: must be a whole number from 1 to 1000"),
         ("limit=ten", "limit: must be a whole number from 1 to 1000"),
         ("limit=-1", "limit: must be a whole number from 1 to 1000"),
+        # Digits to str.isdigit() that int() refuses, and more digits than int() reads.
+        ("limit=%C2%B2", "limit: must be a whole number from 1 to 1000"),
+        ("limit=%D9%A3", "limit: must be a whole number from 1 to 1000"),
+        ("limit=" + "9" * 5000, "limit: must be a whole number from 1 to 1000"),
+        ("limit=5&cursor=" + "M" * 8000, "cursor: is not one this service handed out"),
         ("limit=5&cursor=%%%", "cursor: is not one this service handed out"),
         ("limit=5&cursor=bm9jb2xvbg", "cursor: is not one this service handed out"),
         ("limit=5&cursor=YWJjOm5hbWU", "cursor: is not one this service handed out"),

@@ -33,7 +33,7 @@ from ..plugin import (
     room_position,
     room_reply,
 )
-from .tokens import JoinRoom, UserName, join, join_definition
+from .tokens import JoinRoom, UserName, identity_for, join, join_definition
 
 __all__ = ["CreateReply", "CreateRoom", "RoomList", "plugin"]
 
@@ -67,6 +67,7 @@ class CreateReply(BaseModel):
     description: str
     maxParticipants: int
     userName: str
+    identity: str = Field(description="The token's identity (see POST /token)")
     token: str = Field(description="The creator's LiveKit access token (JWT)")
     livekitUrl: str = Field(examples=["wss://livekit.example.com"])
 
@@ -91,7 +92,7 @@ def setup(ctx: PluginContext) -> None:
     @openapi.definition(
         summary="Create a room",
         description="Creates a LiveKit room with a fresh name and answers with a token for "
-        "its creator (identity = userName).",
+        "its creator (identity = userName, or unique under AURA_DUPLICATE_USERNAME=unique).",
         tag="rooms",
         response=[
             openapi.definitions.Response({"application/json": CreateReply}, status=200),
@@ -107,7 +108,8 @@ def setup(ctx: PluginContext) -> None:
                 max_participants=body.maxParticipants or settings.default_max_participants,
                 created_by=body.userName,
             )
-        token = livekit.mint_token(identity=body.userName, name=body.userName, room=room.name)
+        identity = identity_for(body.userName, settings.duplicate_username)
+        token = livekit.mint_token(identity=identity, name=body.userName, room=room.name)
         return json(
             {
                 "roomId": room.name,
@@ -117,6 +119,7 @@ def setup(ctx: PluginContext) -> None:
                 "description": room.description,
                 "maxParticipants": room.max_participants,
                 "userName": body.userName,
+                "identity": identity,
                 "token": token,
                 "livekitUrl": livekit.public_url,
             }
@@ -126,7 +129,7 @@ def setup(ctx: PluginContext) -> None:
     @join_definition("Join a room")
     @json_body(JoinRoom)
     async def join_room(request: Request, body: JoinRoom) -> HTTPResponse:
-        return await join(livekit, body)
+        return await join(livekit, body, settings.duplicate_username)
 
     # unquote: a room name may hold any character, percent-encoded in the path.
     @ctx.blueprint.get("/room/<roomId:str>", unquote=True)
@@ -191,7 +194,10 @@ def _page_query(request: Request) -> tuple[int | None, tuple[int, str] | None]:
     raw_cursor = request.args.get("cursor")
     limit = None
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        # isascii: str.isdigit() also says yes to "²", which int() refuses.
+        if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4):
+            raise ApiError(400, f"limit: must be a whole number from 1 to {MAX_PAGE}")
+        if not 1 <= int(raw_limit) <= MAX_PAGE:
             raise ApiError(400, f"limit: must be a whole number from 1 to {MAX_PAGE}")
         limit = int(raw_limit)
     if raw_cursor is None:
