@@ -608,10 +608,17 @@ class LiveKitGateway:
             raise LiveKitUnavailable(
                 f"LiveKit is unavailable (no answer within {self._timeout:g} s)"
             ) from None
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:
             outcome = "unreachable"
             logger.warning("LiveKit %s: cannot connect (%s)", method, type(exc).__name__)
             raise LiveKitUnavailable("LiveKit is unavailable (cannot connect)") from None
+        except aiohttp.ClientError as exc:
+            # Connected, then the connection died: a LiveKit restarting, a proxy timing out.
+            outcome = "unreachable"
+            logger.warning("LiveKit %s: connection dropped (%s)", method, type(exc).__name__)
+            raise LiveKitUnavailable(
+                "LiveKit is unavailable (the connection was dropped)"
+            ) from None
         except DecodeError:
             outcome = "undecodable"
             logger.warning("LiveKit %s: the answer is not protobuf", method)
@@ -631,7 +638,8 @@ class LiveKitGateway:
             )
         if exc.status == 403 or exc.code == api.TwirpErrorCode.PERMISSION_DENIED:
             return LiveKitRejected("LiveKit refused the call: the API key lacks a permission")
-        if exc.status in (408, 429, 503) or exc.code in (
+        # 502 and 504 come from a proxy in front of a LiveKit that is down or slow.
+        if exc.status in (408, 429, 502, 503, 504) or exc.code in (
             api.TwirpErrorCode.UNAVAILABLE,
             api.TwirpErrorCode.RESOURCE_EXHAUSTED,
             api.TwirpErrorCode.DEADLINE_EXCEEDED,

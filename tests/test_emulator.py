@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import aiohttp
@@ -289,3 +290,33 @@ def test_people_can_join_over_http_for_dev_demos(livekit_emulator) -> None:
             return answers
 
     assert run(scenario()) == [200, 409, 404, 400, 204]
+
+
+def test_the_command_line_emulator_serves_faults_and_reports_them() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from aura_livekit_backend.testing.emulator import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aura_livekit_backend.testing.emulator", "--port", str(port),
+         "--api-key", TEST_API_KEY, "--api-secret", TEST_API_SECRET,
+         "--fault", "unavailable", "--fault", "internal", "--fault-share", "0.5"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == f"LiveKit emulator on http://127.0.0.1:{port}"
+        emulator = LiveKitEmulator(port=port)  # only for its url
+        auth = f"Bearer {token(room_list=True)}"
+        statuses = [run(post(emulator.url, "ListRooms", auth=auth))[0] for _ in range(60)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+    assert set(statuses) == {200, 500, 503}
+    assert "calls: {'ListRooms': 60}" in output
+    served = dict(re.findall(r"'(unavailable|internal)': (\d+)", output))
+    assert int(served["unavailable"]) + int(served["internal"]) == statuses.count(
+        500
+    ) + statuses.count(503)

@@ -106,3 +106,93 @@ def test_livekit_error_codes_map_to_502_or_503(
     assert response.json == {"statusCode": status, "message": f"Failed to list rooms: {answer}"}
     livekit_emulator.fail("ListRooms", None)
     assert client.get("/api/rooms").status_code == 200
+
+
+# -- the emulator's fault switches: each one, on every LiveKit-backed endpoint ----------
+
+SICK = [
+    ("garbage", 502, "LiveKit sent an answer that could not be read"),
+    ("reset", 503, "LiveKit is unavailable (the connection was dropped)"),
+    (
+        "plain_401",
+        502,
+        "LiveKit rejected the service's credentials (check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
+    ),
+    ("proxy_502", 503, "LiveKit is unavailable (502 unknown)"),
+    ("unavailable", 503, "LiveKit is unavailable (503 unavailable)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "status", "answer"), SICK)
+@pytest.mark.parametrize(("method", "path", "body", "prefix"), REQUESTS)
+def test_each_fault_is_a_documented_answer_and_heals(
+    serve, livekit_emulator, kind, status, answer, method, path, body, prefix
+) -> None:
+    client = serve(room_list_cache_seconds=0)
+    real = client.post("/api/room/create", json={"userName": "u"}).json["roomId"]
+    body = body and {**body, **({"roomId": real} if "roomId" in body else {})}
+    path = f"/api/room/{real}" if path == "/api/room/r" else path
+    livekit_emulator.disturb(kind)
+    started = time.monotonic()
+    response = call(client, method, path, body)
+    assert time.monotonic() - started < 2
+    assert response.json == {"statusCode": status, "message": f"{prefix}: {answer}"}
+    assert livekit_emulator.faults_served[kind] >= 1
+    assert client.get("/api/health").status_code == 200
+    livekit_emulator.heal()
+    assert call(client, method, path, body).status_code == 200
+
+
+def test_a_timed_fault_heals_by_itself(serve, livekit_emulator) -> None:
+    client = serve(room_list_cache_seconds=0)
+    livekit_emulator.disturb("reset", seconds=0.5)
+    assert client.get("/api/rooms").status_code == 503
+    time.sleep(0.6)
+    assert client.get("/api/rooms").status_code == 200
+
+
+def test_an_outage_of_n_seconds_is_503_then_service_resumes_unrestarted(
+    serve, livekit_emulator
+) -> None:
+    client = serve(room_list_cache_seconds=0, readiness_cache_seconds=0)
+    room = client.post("/api/room/create", json={"userName": "u"}).json["roomId"]
+    livekit_emulator.outage(1.0)
+    down = client.post("/api/token", json={"roomId": room, "userName": "v"})
+    assert down.json["message"] == "Failed to join room: LiveKit is unavailable (cannot connect)"
+    assert client.get("/api/health/ready").status_code == 503
+    assert client.get("/api/health").status_code == 200
+    deadline = time.monotonic() + 5
+    while client.get("/api/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the service did not see LiveKit come back"
+        time.sleep(0.1)
+    # The pooled connections of before the outage are dead; the next call must not fail.
+    assert client.post("/api/token", json={"roomId": room, "userName": "v"}).status_code == 200
+
+
+def test_a_share_of_faults_hits_about_that_share(serve, livekit_emulator) -> None:
+    client = serve(room_list_cache_seconds=0)
+    livekit_emulator.disturb(["unavailable", "garbage"], method="ListRooms", share=0.3)
+    statuses = [client.get("/api/rooms").status_code for _ in range(200)]
+    failed = sum(status != 200 for status in statuses)
+    assert set(statuses) <= {200, 502, 503}
+    assert 30 <= failed <= 90, failed  # 60 expected; binomial sd ≈ 6.5
+    assert (
+        livekit_emulator.faults_served["unavailable"] + livekit_emulator.faults_served["garbage"]
+        == failed
+    )
+    assert livekit_emulator.faults_served["unavailable"] > 0
+    assert livekit_emulator.faults_served["garbage"] > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (lambda lk: lk.disturb("melt"), "unknown fault 'melt'"),
+        (lambda lk: lk.disturb("reset", method="Melt"), "RoomService has no method Melt"),
+        (lambda lk: lk.disturb("reset", share=0), "share must be more than 0"),
+        (lambda lk: lk.disturb([]), "name at least one fault"),
+    ],
+)
+def test_fault_switches_refuse_what_they_cannot_do(livekit_emulator, call, problem) -> None:
+    with pytest.raises(ValueError, match=problem):
+        call(livekit_emulator)

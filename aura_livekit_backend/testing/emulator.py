@@ -11,6 +11,11 @@ closing after their empty/departure timeouts.
 There is no media: participants exist only because a test put them there
 (:meth:`LiveKitEmulator.add_participant`), as if they had joined over WebRTC.
 
+It can also be made sick, to show what the service does then: slow
+(:attr:`LiveKitEmulator.latency`), failing some or all calls in any of the ways in
+:data:`FAULTS` or with any Twirp error (:meth:`LiveKitEmulator.disturb`), or gone
+for a while (:meth:`LiveKitEmulator.outage`).
+
 It runs on its own event loop in a background thread, so a test can drive it
 synchronously while the service under test runs on another loop::
 
@@ -21,13 +26,14 @@ synchronously while the service under test runs on another loop::
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import socket
 import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import jwt
@@ -41,7 +47,7 @@ from livekit.protocol import room as room_pb
 from ..livekit_gateway import SID_ALPHABET
 from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
 
-__all__ = ["LiveKitEmulator", "RoomFull", "TwirpFault", "free_port"]
+__all__ = ["FAULTS", "LiveKitEmulator", "RoomFull", "TwirpFault", "free_port"]
 
 SERVICE = "livekit.RoomService"
 #: LiveKit's defaults for a room created without them.
@@ -72,11 +78,30 @@ _STATUS = {
     "unavailable": 503,
     "dataloss": 500,
 }
+#: What :meth:`LiveKitEmulator.disturb` can make a call do besides a Twirp error, as
+#: a sick LiveKit, or what stands between it and the service, would.
+FAULTS = {
+    "garbage": "200 with a body that is not protobuf (a broken proxy or server)",
+    "reset": "the connection is dropped without an answer",
+    "plain_401": "a plain-text 401, as LiveKit's auth middleware refuses a token",
+    "proxy_502": "an HTML 502 page from a proxy in front of LiveKit",
+}
+# Sixteen 0xff bytes: a varint longer than protobuf allows, so never a valid message.
+_GARBAGE = b"\xff" * 16
 #: Every RoomService method, with the message type it takes.
 _METHODS = {
     method.name: GetMessageClass(method.input_type)
     for method in room_pb.DESCRIPTOR.services_by_name["RoomService"].methods
 }
+
+
+@dataclass(frozen=True)
+class _Disturbance:
+    kinds: tuple[str, ...]
+    share: float
+    #: time.monotonic() after which it heals by itself; None: until healed.
+    until: float | None
+    msg: str
 
 
 class RoomFull(Exception):
@@ -141,7 +166,12 @@ class LiveKitEmulator:
         self.latency = 0.0
         #: Twirp calls received, by method name.
         self.calls: Counter[str] = Counter()
-        self._faults: dict[str, TwirpFault] = {}
+        #: Calls answered with a fault instead, by kind (a FAULTS name or Twirp code).
+        self.faults_served: Counter[str] = Counter()
+        # By method name; None disturbs every method.
+        self._disturbances: dict[str | None, _Disturbance] = {}
+        self._random = random.Random()  # noqa: S311 (picks faults to serve, not secrets)
+        self._outage: threading.Timer | None = None
         self._swept = float("-inf")
         self._rooms: dict[str, _Room] = {}
         self._lock = threading.Lock()
@@ -204,6 +234,12 @@ class LiveKitEmulator:
 
     def stop(self) -> None:
         """Stop serving (connections are refused from now on); rooms are kept."""
+        if self._outage is not None:
+            self._outage.cancel()
+            self._outage = None
+        self._halt()
+
+    def _halt(self) -> None:
         if self._thread is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -260,12 +296,97 @@ class LiveKitEmulator:
 
     def fail(self, method: str, code: str | None, msg: str = "emulated failure") -> None:
         """Answer every ``method`` call with the Twirp error ``code`` from now on; None heals."""
-        if method not in _METHODS:
-            raise ValueError(f"RoomService has no method {method}")
         if code is None:
-            self._faults.pop(method, None)
+            if method not in _METHODS:
+                raise ValueError(f"RoomService has no method {method}")
+            self._disturbances.pop(method, None)
         else:
-            self._faults[method] = TwirpFault(code, msg)
+            self.disturb(code, method=method, msg=msg)
+
+    def disturb(
+        self,
+        kind: str | Sequence[str],
+        *,
+        method: str | None = None,
+        share: float = 1.0,
+        seconds: float | None = None,
+        msg: str = "emulated failure",
+    ) -> None:
+        """Answer calls with a fault instead of their answer, from now on.
+
+        ``kind`` is a name in :data:`FAULTS` or a Twirp error code (``"unavailable"``,
+        ``"internal"``, …; ``msg`` is its message), or several, one picked at random for
+        each call hit. ``method`` limits it to one
+        RoomService method (a method's own disturbance wins over an all-methods one);
+        ``share`` is the fraction of calls hit, at random; ``seconds`` heals it by
+        itself after that long. The call is still counted in :attr:`calls`.
+        """
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        for one in kinds:
+            if one not in FAULTS and one not in _STATUS:
+                raise ValueError(f"unknown fault {one!r}: one of {sorted(FAULTS)} or a Twirp code")
+        if not kinds:
+            raise ValueError("name at least one fault")
+        if method is not None and method not in _METHODS:
+            raise ValueError(f"RoomService has no method {method}")
+        if not 0 < share <= 1:
+            raise ValueError("share must be more than 0 and at most 1")
+        until = None if seconds is None else time.monotonic() + seconds
+        self._disturbances[method] = _Disturbance(kinds, share, until, msg)
+
+    def heal(self) -> None:
+        """Drop every disturbance and the latency: LiveKit is well again."""
+        self._disturbances.clear()
+        self.latency = 0.0
+
+    def outage(self, seconds: float) -> None:
+        """Refuse every connection for ``seconds``, then serve again on the same port.
+
+        Returns at once; the rooms are kept, as a LiveKit that restarts with Redis would.
+        """
+        if self._thread is None:
+            raise RuntimeError("the emulator is not running")
+        self._halt()
+        self._outage = threading.Timer(seconds, self._end_outage)
+        self._outage.daemon = True
+        self._outage.start()
+
+    def _end_outage(self) -> None:
+        self._outage = None
+        self.start()
+
+    def _disturbance(self, method: str) -> _Disturbance | None:
+        for key in (method, None):
+            found = self._disturbances.get(key)
+            if found is None:
+                continue
+            if found.until is not None and time.monotonic() >= found.until:
+                self._disturbances.pop(key, None)
+                continue
+            if found.share >= 1 or self._random.random() < found.share:
+                return found
+            return None
+        return None
+
+    def _sick_answer(self, request: web.Request, found: _Disturbance) -> web.StreamResponse:
+        kind = self._random.choice(found.kinds)
+        self.faults_served[kind] += 1
+        if kind == "garbage":
+            return web.Response(body=_GARBAGE, content_type=request.content_type)
+        if kind == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            # Nothing reaches the client; this only ends the handler.
+            return web.Response(status=499)
+        if kind == "plain_401":
+            return web.Response(status=401, text="invalid token\n")
+        if kind == "proxy_502":
+            return web.Response(
+                status=502,
+                text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+                content_type="text/html",
+            )
+        return TwirpFault(kind, found.msg).response()
 
     def room_names(self) -> list[str]:
         """The names of the rooms that are open now."""
@@ -317,8 +438,9 @@ class LiveKitEmulator:
             self.calls[method] += 1
             if self.latency:
                 await asyncio.sleep(self.latency)
-            if method in self._faults:
-                raise self._faults[method]
+            disturbance = self._disturbance(method)
+            if disturbance is not None:
+                return self._sick_answer(request, disturbance)
             handler = getattr(self, "_rpc_" + _snake(method), None)
             if handler is None:
                 raise TwirpFault("unimplemented", f"the emulator does not implement {method}")
@@ -503,13 +625,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7880)
     parser.add_argument("--api-key", default=DEV_API_KEY)
     parser.add_argument("--api-secret", default=DEV_API_SECRET)
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help=f"fail calls this way (repeatable): {', '.join(FAULTS)}, or a Twirp error code",
+    )
+    parser.add_argument(
+        "--fault-share", type=float, default=1.0, help="fraction of calls that fail (0 to 1]"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
     args = parser.parse_args(argv)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     with LiveKitEmulator(args.api_key, args.api_secret, port=args.port) as emulator:
+        emulator.latency = args.latency
+        if args.fault:
+            emulator.disturb(args.fault, share=args.fault_share)
         print(f"LiveKit emulator on {emulator.url}", flush=True)
         stopping.wait()
+        # What a soak run reports: how sick LiveKit was.
+        print(f"calls: {dict(emulator.calls)}", flush=True)
+        print(f"faults served: {dict(emulator.faults_served)}", flush=True)
 
 
 if __name__ == "__main__":
