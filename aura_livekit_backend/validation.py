@@ -124,10 +124,22 @@ def describe(exc: ValidationError) -> str:
 
 
 def parse_json(request: Request, model: type[M], context: Mapping[str, Any] | None = None) -> M:
-    """The request's JSON body as ``model``, or a 400 :class:`ApiError` naming the problem."""
+    """The request's JSON body as ``model``, or a 400 :class:`ApiError` naming the problem.
+
+    The Content-Type is not checked: clients of the original service send JSON under
+    whatever curl or their library puts there.
+    """
+    if not request.body.strip():
+        raise ApiError(400, "Request body is empty: send a JSON object")
+    try:
+        request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "Request body is not UTF-8 text") from None
     try:
         data = request.json
     except BadRequest:
+        # Also JSON nested deeper than the parser recurses, and integers longer than
+        # Python reads (4,300 digits): both only come from someone probing.
         raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")

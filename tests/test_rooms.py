@@ -151,7 +151,7 @@ BAD_CREATE_BODIES = [
     (b"{not json", "Request body is not valid JSON"),
     (b"[1, 2]", "Request body must be a JSON object"),
     (b"null", "Request body must be a JSON object"),
-    (b"", "Request body must be a JSON object"),
+    (b"", "Request body is empty: send a JSON object"),
     (b'"userName"', "Request body must be a JSON object"),
     (b"{}", "userName is required"),
     (b'{"userName": null}', "userName: Input should be a valid string"),

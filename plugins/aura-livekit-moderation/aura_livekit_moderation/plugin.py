@@ -142,7 +142,8 @@ def setup(ctx: PluginContext) -> None:
     @moderators_only
     @json_body(RoomChanges, context=limits)
     async def update_room(request: Request, roomId: str, body: RoomChanges) -> HTTPResponse:
-        if not body.model_fields_set:
+        # A field sent as null changes nothing, so it does not count.
+        if not body.model_dump(exclude_none=True):
             raise ApiError(400, "give at least one of roomTopic, description, maxParticipants")
         with failing_to("update room"):
             room = await livekit.update_room(

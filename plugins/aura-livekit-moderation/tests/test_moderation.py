@@ -120,11 +120,55 @@ def test_a_lowered_limit_is_enforced_at_join(client, livekit_emulator) -> None:
         ({"roomTopic": "t" * 201}, "roomTopic: must be at most 200 characters"),
         ({"roomTopic": "a\u202eb"}, "roomTopic: must not contain control"),
         ({"owner": "me"}, "owner is not a known field"),
+        ({"roomTopic": None, "description": None}, "give at least one of roomTopic"),
+        ({"maxParticipants": 5.0}, "maxParticipants: Input should be a valid integer"),
+        ({"maxParticipants": True}, "maxParticipants: Input should be a valid integer"),
+        ({"maxParticipants": 10**40}, "maxParticipants: must be between 1 and 1000"),
+        ({"description": {"nested": [[["x"]]]}}, "description: Input should be a valid string"),
+        ({"description": "d" * 50_000}, "description: must be at most 2000 characters"),
+        ([], "Request body must be a JSON object"),
+        (None, "Request body is empty: send a JSON object"),
     ],
 )
-def test_bad_patches_are_400s(client, body, message) -> None:
+def test_bad_patches_are_400s(client, livekit_emulator, body, message) -> None:
     room = make_room(client, maxParticipants=10)
+    before = livekit_emulator.calls["UpdateRoomMetadata"]
     response = client.patch(f"/api/room/{room['roomId']}", headers=AUTH, json=body)
+    assert response.status_code == 400
+    assert response.json["message"].startswith(message), response.json
+    assert livekit_emulator.calls["UpdateRoomMetadata"] == before
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize(
+    ("room", "status", "message"),
+    [
+        ("%00", 400, "roomId: must not contain control"),
+        ("%E2%80%8B", 400, "roomId: must not contain control or invisible characters (U+200B)"),
+        ("x" * 300, 400, "roomId: must be at most 256 characters"),
+        ("%20", 400, "roomId: must not be empty or blank"),
+        ("%2e%2e", 404, "Failed to"),
+    ],
+)
+def test_hostile_room_ids_in_paths(client, method, path, room, status, message) -> None:
+    response = client.request(
+        method, path.format(room=room), headers=AUTH, json={"description": "x"}
+    )
+    assert (response.status_code, set(response.json)) == (status, {"statusCode", "message"})
+    assert response.json["message"].startswith(message), response.json
+
+
+@pytest.mark.parametrize(
+    ("identity", "message"),
+    [
+        ("%00", "identity: must not contain control"),
+        ("%E2%80%AE", "identity: must not contain control or invisible characters (U+202E)"),
+        ("i" * 300, "identity: must be at most 256 characters"),
+    ],
+)
+def test_hostile_identities_in_paths(client, identity, message) -> None:
+    room = make_room(client)["roomId"]
+    response = client.delete(f"/api/room/{room}/participants/{identity}", headers=AUTH)
     assert response.status_code == 400
     assert response.json["message"].startswith(message), response.json
 
