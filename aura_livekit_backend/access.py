@@ -19,8 +19,11 @@ import hmac
 from collections.abc import Iterable
 
 from sanic import Request, Sanic
+from sanic.router import Route
+from sanic_ext import openapi
 
 from .errors import ApiError
+from .schemas import ErrorReply, json_content
 
 __all__ = ["API_KEY_SCHEME", "BearerKeys", "install"]
 
@@ -67,25 +70,35 @@ class BearerKeys:
         return error
 
 
+def _guarded(route: Route) -> bool:
+    """Whether the service's keys apply to ``route``."""
+    return getattr(route.ctx, "api_keys", True) is not False and route.name.split(".")[1:2] != [
+        _DOCS_BLUEPRINT
+    ]
+
+
 def install(app: Sanic, keys: BearerKeys) -> None:
-    """Require one of ``keys`` on every route but the exempt ones (nothing when empty)."""
+    """Require one of ``keys`` on every route but the exempt ones (nothing when empty).
+
+    Call it once every plugin's routes are on ``app``: it documents the 401 on each
+    guarded route.
+    """
     if not keys:
         return
     app.ext.openapi.add_security_scheme(
         API_KEY_SCHEME, "http", scheme="bearer", description="A key from AURA_API_KEYS"
     )
     app.ext.openapi.secured(API_KEY_SCHEME)
+    refused = openapi.response(401, json_content(ErrorReply), "Missing or wrong API key")
+    for route in app.router.routes:
+        if _guarded(route):
+            refused(route.handler)
 
     # After the request id (priority 1000), so a 401 carries one like any answer.
     @app.on_request(priority=900)
     async def require_api_key(request: Request) -> None:
         route = request.route
-        if (
-            request.method == "OPTIONS"
-            or route is None
-            or getattr(route.ctx, "api_keys", True) is False
-            or route.name.split(".")[1:2] == [_DOCS_BLUEPRINT]
-        ):
+        if request.method == "OPTIONS" or route is None or not _guarded(route):
             return
         if not keys.admit(request.headers.get("authorization")):
             raise keys.refuse(

@@ -115,9 +115,9 @@ def create_app(
     app.ctx.settings = settings
     app.ctx.livekit = livekit
     install_observability(app, settings, metrics)
-    install_access(app, BearerKeys(key.get_secret_value() for key in settings.api_keys))
     sources = discover() if plugins is None else given(plugins)
     app.ctx.plugins = mount_plugins(app, sources, settings, livekit, metrics)
+    install_access(app, BearerKeys(key.get_secret_value() for key in settings.api_keys))
 
     @app.before_server_start
     async def open_livekit(app: Sanic) -> None:

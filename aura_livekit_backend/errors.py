@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from http import HTTPStatus
 
 from sanic import Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import MethodNotAllowed, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
@@ -70,6 +70,21 @@ def failing_to(action: str) -> Iterator[None]:
         raise ApiError(502, f"Failed to {action}: {exc}") from None
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers at ``request.path``."""
+    allowed = []
+    for method in _METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.get("host"))
+        except SanicException:
+            continue
+        allowed.append(method)
+    return allowed
+
+
 class JsonErrorHandler(ErrorHandler):
     """Renders every uncaught exception as the common JSON error shape."""
 
@@ -81,6 +96,10 @@ class JsonErrorHandler(ErrorHandler):
             headers = exception.headers or {}
         else:
             status, message, headers = 500, "", {}
+        if isinstance(exception, MethodNotAllowed) and "Allow" not in headers and request:
+            # Sanic names the allowed methods for static paths only; RFC 9110 wants
+            # them on every 405.
+            headers = {**headers, "Allow": ", ".join(_allowed_methods(request))}
         if status == 500 and not isinstance(exception, ApiError):
             # Unexpected: the traceback goes to the log, never to the client.
             if request is not None:

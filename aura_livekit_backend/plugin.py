@@ -58,7 +58,15 @@ from .livekit_gateway import (
     room_position,
 )
 from .metrics import Metrics
-from .schemas import ErrorReply, RoomReply, error_responses, room_reply
+from .schemas import (
+    ErrorReply,
+    RoomReply,
+    error_responses,
+    json_content,
+    json_reply,
+    json_schema,
+    room_reply,
+)
 from .settings import Settings
 from .timestamps import iso_ms, utc_now
 from .validation import (
@@ -75,6 +83,7 @@ from .validation import (
     UserNameText,
     check_text,
     json_body,
+    path_parameter,
     path_text,
 )
 
@@ -116,6 +125,10 @@ __all__ = [
     "failing_to",
     "iso_ms",
     "json_body",
+    "json_content",
+    "json_reply",
+    "json_schema",
+    "path_parameter",
     "path_text",
     "room_position",
     "room_reply",

@@ -1,10 +1,16 @@
-"""The API's shared shapes: a room as every endpoint describes it, and the error body.
+"""The API's shared shapes, and how pydantic models become OpenAPI documentation.
 
 Pydantic models, so OpenAPI documents exactly what the handlers send. Request models
 live with the endpoint that reads them; these are the ones several plugins answer with.
+
+sanic-ext builds a schema from a model's type hints, which loses pydantic's own
+schema (required fields, limits, patterns) and lists ``model_config`` as a property;
+:func:`json_schema` hands OpenAPI pydantic's schema instead, in OpenAPI 3.0's dialect.
 """
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sanic_ext import openapi
@@ -12,7 +18,75 @@ from sanic_ext import openapi
 from .livekit_gateway import RoomInfo
 from .timestamps import iso_ms
 
-__all__ = ["ErrorReply", "RoomReply", "error_responses", "room_reply"]
+__all__ = [
+    "ErrorReply",
+    "RoomReply",
+    "error_responses",
+    "json_content",
+    "json_reply",
+    "json_schema",
+    "room_reply",
+]
+
+_NULL = {"type": "null"}
+
+
+def _openapi_30(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON Schema (2020-12, as pydantic writes it) node in OpenAPI 3.0's dialect."""
+    if isinstance(node, list):
+        return [_openapi_30(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        # Inline: no model here is recursive, and sanic-ext has no components for them.
+        return _openapi_30(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title":
+            continue  # pydantic's "Username" for userName: noise in every viewer
+        if key == "properties":
+            out[key] = {name: _openapi_30(schema, defs) for name, schema in value.items()}
+        else:
+            out[key] = _openapi_30(value, defs)
+    variants = out.get("anyOf")
+    if variants and _NULL in variants:
+        rest = [variant for variant in variants if variant != _NULL]
+        del out["anyOf"]
+        out = {**rest[0], **out} if len(rest) == 1 else {**out, "anyOf": rest}
+        out["nullable"] = True
+    if "examples" in out:
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    return out
+
+
+def json_schema(
+    model: type[BaseModel], *, mode: Literal["validation", "serialization"] = "serialization"
+) -> dict[str, Any]:
+    """``model``'s own JSON schema, inline and in OpenAPI 3.0's dialect.
+
+    ``mode`` is ``"validation"`` for what the API accepts, ``"serialization"`` for what
+    it answers.
+    """
+    raw = model.model_json_schema(mode=mode)
+    return _openapi_30(raw, raw.pop("$defs", {}))
+
+
+def json_content(
+    model: type[BaseModel], *, mode: Literal["validation", "serialization"] = "serialization"
+) -> dict[str, Any]:
+    """An OpenAPI ``content`` map: ``model`` as ``application/json``."""
+    return {"application/json": {"schema": json_schema(model, mode=mode)}}
+
+
+def json_reply(
+    model: type[BaseModel], status: int = 200, description: str = "OK"
+) -> openapi.definitions.Response:
+    """An OpenAPI response answering ``model`` as JSON."""
+    return openapi.definitions.Response(json_content(model), status=status, description=description)
 
 
 class ErrorReply(BaseModel):
@@ -64,9 +138,4 @@ _ERROR_MEANINGS = {
 
 def error_responses(*statuses: int) -> list[openapi.definitions.Response]:
     """OpenAPI responses documenting these error statuses, all in the :class:`ErrorReply` shape."""
-    return [
-        openapi.definitions.Response(
-            {"application/json": ErrorReply}, status=status, description=_ERROR_MEANINGS[status]
-        )
-        for status in statuses
-    ]
+    return [json_reply(ErrorReply, status, _ERROR_MEANINGS[status]) for status in statuses]

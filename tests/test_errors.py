@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+from aura_livekit_backend.endpoints.rooms import plugin as ROOMS
+from aura_livekit_backend.endpoints.tokens import plugin as TOKENS
 from aura_livekit_backend.plugin import ApiError, Plugin, PluginContext
 
 
@@ -83,3 +85,20 @@ def test_cors_allows_only_configured_origins(serve, fields, origin, allowed) -> 
         headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
     )
     assert response.headers.get("access-control-allow-origin") == allowed
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("put", "/api/rooms", {"GET", "HEAD", "OPTIONS"}),
+        ("put", "/api/room/some-room", {"GET", "HEAD", "OPTIONS"}),
+        ("trace", "/api/room/some-room", {"GET", "HEAD", "OPTIONS"}),
+        ("get", "/api/token", {"POST", "OPTIONS"}),
+    ],
+)
+def test_every_405_names_the_allowed_methods(serve, method, path, allowed) -> None:
+    # Sanic names them for static paths only; a room's path is dynamic.
+    response = serve(plugins={"rooms": ROOMS, "tokens": TOKENS}).request(method, path)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+    assert response.json["statusCode"] == 405

@@ -23,6 +23,7 @@ from ..plugin import (
     PluginContext,
     error_responses,
     iso_ms,
+    json_reply,
     utc_now,
 )
 
@@ -44,7 +45,7 @@ def setup(ctx: PluginContext) -> None:
         summary="Liveness check",
         description="Answers while the process can serve requests; never calls LiveKit.",
         tag="health",
-        response=openapi.definitions.Response({"application/json": Health}, status=200),
+        response=json_reply(Health),
     )
     async def health(request: Request) -> HTTPResponse:
         return json({"status": "ok", "timestamp": iso_ms(utc_now())})
@@ -73,7 +74,7 @@ def setup(ctx: PluginContext) -> None:
         description="200 when LiveKit answers a cheap call within the timeout, else 503.",
         tag="health",
         response=[
-            openapi.definitions.Response({"application/json": Health}, status=200),
+            json_reply(Health),
             *error_responses(503),
         ],
     )

@@ -19,6 +19,11 @@ def setup(ctx: PluginContext) -> None:
         summary="Prometheus metrics",
         description="Text exposition format; see the README for the metric names.",
         tag="operations",
+        response=openapi.definitions.Response(
+            {"text/plain": {"schema": {"type": "string"}}},
+            status=200,
+            description="Prometheus text exposition format 0.0.4",
+        ),
     )
     async def exposition(request: Request) -> HTTPResponse:
         body, content_type = metrics.exposition()

@@ -13,6 +13,7 @@ import binascii
 from pydantic import BaseModel, Field
 from sanic import HTTPResponse, Request, json
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.types import Schema
 
 from ..plugin import (
     MAX_DESCRIPTION,
@@ -29,6 +30,8 @@ from ..plugin import (
     error_responses,
     failing_to,
     json_body,
+    json_reply,
+    path_parameter,
     path_text,
     room_position,
     room_reply,
@@ -95,7 +98,7 @@ def setup(ctx: PluginContext) -> None:
         "its creator (identity = userName, or unique under AURA_DUPLICATE_USERNAME=unique).",
         tag="rooms",
         response=[
-            openapi.definitions.Response({"application/json": CreateReply}, status=200),
+            json_reply(CreateReply),
             *error_responses(400, 502, 503),
         ],
     )
@@ -136,11 +139,9 @@ def setup(ctx: PluginContext) -> None:
     @openapi.definition(
         summary="Describe a room",
         tag="rooms",
-        parameter=openapi.definitions.Parameter(
-            "roomId", str, location="path", description="The room's name or its LiveKit sid"
-        ),
+        parameter=path_parameter("roomId", "The room's name or its LiveKit sid"),
         response=[
-            openapi.definitions.Response({"application/json": RoomReply}, status=200),
+            json_reply(RoomReply),
             *error_responses(400, 404, 502, 503),
         ],
     )
@@ -158,14 +159,20 @@ def setup(ctx: PluginContext) -> None:
         tag="rooms",
         parameter=[
             openapi.definitions.Parameter(
-                "limit", int, location="query", description=f"Rooms per page, 1 to {MAX_PAGE}"
+                "limit",
+                Schema(type="integer", minimum=1, maximum=MAX_PAGE),
+                location="query",
+                description=f"Rooms per page, 1 to {MAX_PAGE}",
             ),
             openapi.definitions.Parameter(
-                "cursor", str, location="query", description="nextCursor of the previous page"
+                "cursor",
+                Schema(type="string", minLength=1),
+                location="query",
+                description="nextCursor of the previous page; only with limit",
             ),
         ],
         response=[
-            openapi.definitions.Response({"application/json": RoomList}, status=200),
+            json_reply(RoomList),
             *error_responses(400, 502, 503),
         ],
     )

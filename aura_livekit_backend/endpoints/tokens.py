@@ -28,6 +28,7 @@ from ..plugin import (
     error_responses,
     failing_to,
     json_body,
+    json_reply,
 )
 
 __all__ = [
@@ -121,7 +122,7 @@ def join_definition(summary: str):
         "an existing room. roomId may be the room's name or its LiveKit sid.",
         tag="tokens",
         response=[
-            openapi.definitions.Response({"application/json": JoinReply}, status=200),
+            json_reply(JoinReply),
             *error_responses(400, 404, 409, 502, 503),
         ],
     )

@@ -24,6 +24,8 @@ from aura_livekit_backend.plugin import (
     failing_to,
     iso_ms,
     json_body,
+    json_reply,
+    path_parameter,
     path_text,
     room_reply,
 )
@@ -103,9 +105,7 @@ def setup(ctx: PluginContext) -> None:
 
         return openapi.secured("moderation")(guarded)
 
-    room_param = openapi.definitions.Parameter(
-        "roomId", str, location="path", description="The room's name or its LiveKit sid"
-    )
+    room_param = path_parameter("roomId", "The room's name or its LiveKit sid")
     secured_errors = error_responses(401, 403)
 
     @bp.delete("/room/<roomId:str>", unquote=True, ctx_api_keys=False)
@@ -115,7 +115,7 @@ def setup(ctx: PluginContext) -> None:
         tag="moderation",
         parameter=room_param,
         response=[
-            openapi.definitions.Response({"application/json": Deleted}, status=200),
+            json_reply(Deleted),
             *error_responses(400, 404, 502, 503),
             *secured_errors,
         ],
@@ -134,7 +134,7 @@ def setup(ctx: PluginContext) -> None:
         tag="moderation",
         parameter=room_param,
         response=[
-            openapi.definitions.Response({"application/json": RoomReply}, status=200),
+            json_reply(RoomReply),
             *error_responses(400, 404, 502, 503),
             *secured_errors,
         ],
@@ -160,7 +160,7 @@ def setup(ctx: PluginContext) -> None:
         tag="moderation",
         parameter=room_param,
         response=[
-            openapi.definitions.Response({"application/json": ParticipantList}, status=200),
+            json_reply(ParticipantList),
             *error_responses(400, 404, 502, 503),
             *secured_errors,
         ],
@@ -192,10 +192,10 @@ def setup(ctx: PluginContext) -> None:
         tag="moderation",
         parameter=[
             room_param,
-            openapi.definitions.Parameter("identity", str, location="path"),
+            path_parameter("identity", "The participant's identity"),
         ],
         response=[
-            openapi.definitions.Response({"application/json": Removed}, status=200),
+            json_reply(Removed),
             *error_responses(400, 404, 502, 503),
             *secured_errors,
         ],
