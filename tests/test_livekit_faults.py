@@ -120,6 +120,7 @@ SICK = [
     ),
     ("proxy_502", 503, "LiveKit is unavailable (502 unknown)"),
     ("unavailable", 503, "LiveKit is unavailable (503 unavailable)"),
+    ("stall", 503, "LiveKit is unavailable (no answer within 0.5 s)"),
 ]
 
 
@@ -128,7 +129,7 @@ SICK = [
 def test_each_fault_is_a_documented_answer_and_heals(
     serve, livekit_emulator, kind, status, answer, method, path, body, prefix
 ) -> None:
-    client = serve(room_list_cache_seconds=0)
+    client = serve(room_list_cache_seconds=0, livekit_timeout=0.5)
     real = client.post("/api/room/create", json={"userName": "u"}).json["roomId"]
     body = body and {**body, **({"roomId": real} if "roomId" in body else {})}
     path = f"/api/room/{real}" if path == "/api/room/r" else path

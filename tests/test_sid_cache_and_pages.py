@@ -147,6 +147,8 @@ def test_a_page_survives_rooms_closing_before_it(serve, livekit_emulator) -> Non
         ("limit=5&cursor=bm9jb2xvbg", "cursor: is not one this service handed out"),
         ("limit=5&cursor=YWJjOm5hbWU", "cursor: is not one this service handed out"),
         ("cursor=MTox", "cursor: only goes with limit"),
+        ("limit=", "limit: must be a whole number from 1 to 1000"),
+        ("limit=5&cursor=", "cursor: is not one this service handed out"),
     ],
 )
 def test_bad_page_queries_are_400s(serve, query: str, message: str) -> None:

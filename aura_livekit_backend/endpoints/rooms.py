@@ -197,8 +197,10 @@ def _cursor(room: RoomInfo) -> str:
 
 def _page_query(request: Request) -> tuple[int | None, tuple[int, str] | None]:
     """``limit`` and the position ``cursor`` points after, or a 400 naming the problem."""
-    raw_limit = request.args.get("limit")
-    raw_cursor = request.args.get("cursor")
+    # Blank values kept: Sanic drops them, and "cursor=" would silently restart paging.
+    args = request.get_args(keep_blank_values=True)
+    raw_limit = args.get("limit")
+    raw_cursor = args.get("cursor")
     limit = None
     if raw_limit is not None:
         # isascii: str.isdigit() also says yes to "²", which int() refuses.

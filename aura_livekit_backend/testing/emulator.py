@@ -78,6 +78,8 @@ _STATUS = {
     "unavailable": 503,
     "dataloss": 500,
 }
+#: How long a "stall" fault holds its answer: past any sane client timeout.
+STALL_SECONDS = 30.0
 #: What :meth:`LiveKitEmulator.disturb` can make a call do besides a Twirp error, as
 #: a sick LiveKit, or what stands between it and the service, would.
 FAULTS = {
@@ -85,6 +87,7 @@ FAULTS = {
     "reset": "the connection is dropped without an answer",
     "plain_401": "a plain-text 401, as LiveKit's auth middleware refuses a token",
     "proxy_502": "an HTML 502 page from a proxy in front of LiveKit",
+    "stall": f"no answer for {STALL_SECONDS:g} s, then the real one (a LiveKit that hangs)",
 }
 # Sixteen 0xff bytes: a varint longer than protobuf allows, so never a valid message.
 _GARBAGE = b"\xff" * 16
@@ -126,6 +129,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task on this loop: calls still stalled when the emulator stops."""
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _snake(name: str) -> str:
@@ -209,6 +220,7 @@ class LiveKitEmulator:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(_cancel_the_rest())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="livekit-emulator", daemon=True)
@@ -226,7 +238,8 @@ class LiveKitEmulator:
         # WebRTC joins when the emulator runs behind `aura-livekit-backend --dev`.
         app.router.add_post("/_emulator/rooms/{room}/participants", self._http_join)
         app.router.add_delete("/_emulator/rooms/{room}/participants/{identity}", self._http_leave)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A stalled call must not hold up stop() for its 30 s.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
@@ -368,9 +381,15 @@ class LiveKitEmulator:
             return None
         return None
 
-    def _sick_answer(self, request: web.Request, found: _Disturbance) -> web.StreamResponse:
+    async def _sick_answer(
+        self, request: web.Request, found: _Disturbance
+    ) -> web.StreamResponse | None:
+        """The fault's answer, or None to answer normally (after a stall)."""
         kind = self._random.choice(found.kinds)
         self.faults_served[kind] += 1
+        if kind == "stall":
+            await asyncio.sleep(STALL_SECONDS)
+            return None
         if kind == "garbage":
             return web.Response(body=_GARBAGE, content_type=request.content_type)
         if kind == "reset":
@@ -440,7 +459,9 @@ class LiveKitEmulator:
                 await asyncio.sleep(self.latency)
             disturbance = self._disturbance(method)
             if disturbance is not None:
-                return self._sick_answer(request, disturbance)
+                sick = await self._sick_answer(request, disturbance)
+                if sick is not None:
+                    return sick
             handler = getattr(self, "_rpc_" + _snake(method), None)
             if handler is None:
                 raise TwirpFault("unimplemented", f"the emulator does not implement {method}")
