@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
-from . import __version__
+from . import __version__, supervision
 from .app import create_app
 from .livekit_gateway import LiveKitGateway
 from .logs import log_config
@@ -111,6 +111,7 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
     loader = AppLoader(factory=partial(create_app, settings))
     # Built here, in the main process, so a broken plugin fails before any worker starts.
     app = loader.load()
+    supervision.install(app)
     if emulator is not None:
         emulator.start()
         logger.warning(

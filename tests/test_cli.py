@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from aura_livekit_backend import __version__
 from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.testing.processes import worker_pids
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
@@ -259,3 +261,69 @@ def test_two_workers_see_the_same_rooms(livekit_emulator) -> None:
     assert totals == {10}
     assert code == 0, output
     assert len(set(re.findall(r"Starting worker \[(\d+)\]", output))) == 2
+
+
+# -- processes: a graceful SIGTERM, and a worker killed with SIGKILL coming back -------
+
+
+def workers(main_pid: int) -> set[int]:
+    return set(worker_pids(main_pid))
+
+
+@pytest.fixture
+def livekit_env(livekit_emulator) -> dict[str, str]:
+    return {
+        "LIVEKIT_URL": livekit_emulator.url,
+        "LIVEKIT_API_KEY": TEST_API_KEY,
+        "LIVEKIT_API_SECRET": TEST_API_SECRET,
+    }
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, livekit_env):
+    with server("--workers", "2", env=livekit_env) as (process, base):
+        livekit_emulator.latency = 1.5  # every request below is in flight for 1.5 s
+
+        def create(i: int) -> int:
+            response = httpx.post(f"{base}/api/room/create", json={"userName": f"u{i}"}, timeout=20)
+            return response.status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = [pool.submit(create, i) for i in range(8)]
+            time.sleep(0.5)  # all sent, none answered yet
+            assert not any(answer.done() for answer in answers)
+            started = time.monotonic()
+            code, output = stop(process)
+            statuses = [answer.result() for answer in answers]
+        stopped_in = time.monotonic() - started
+    assert statuses == [200] * 8
+    assert len(livekit_emulator.room_names()) == 8  # each really happened
+    assert code == 0, output
+    assert stopped_in < 10, stopped_in
+    assert "Received signal SIGTERM" in output
+
+
+def test_a_worker_killed_with_sigkill_comes_back_and_the_service_keeps_answering(livekit_env):
+    with server("--workers", "2", env=livekit_env) as (process, base):
+        before = workers(process.pid)
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        statuses = []
+        deadline = time.monotonic() + 15
+        while True:
+            statuses.append(httpx.get(f"{base}/api/health", timeout=5).status_code)
+            now = workers(process.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            assert time.monotonic() < deadline, f"no worker came back: {now}"
+            time.sleep(0.2)
+        time.sleep(1)  # the new worker's start-up ack (see test_cli.server)
+        # The new worker serves: a fresh connection per request reaches both.
+        rooms = [httpx.post(f"{base}/api/room/create", json={"userName": "u"}, timeout=10)
+                 for _ in range(10)]  # fmt: skip
+        code, output = stop(process)
+    assert set(statuses) == {200}
+    assert {response.status_code for response in rooms} == {200}
+    assert code == 0, output
+    assert re.search(r"worker \S+ died \(exit code -9\): restarting it", output), output
+    assert len(set(re.findall(r"Starting worker \[(\d+)\]", output))) == 3

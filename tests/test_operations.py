@@ -243,3 +243,63 @@ def test_livekit_failures_are_counted_by_documented_outcome(
     client.get("/api/rooms")
     text = client.get("/metrics").text
     assert total(text, "aura_livekit_calls_total", method="ListRooms", outcome=outcome) == 1
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_log_line_or_error_answer_carries_a_secret_key_or_token(
+    livekit_emulator, log_format
+) -> None:
+    api_key, moderation_key = "svc-key-0123456789abcdef", "mod-key-0123456789abcdef"
+    env = {
+        "LIVEKIT_URL": livekit_emulator.url,
+        "LIVEKIT_API_KEY": TEST_API_KEY,
+        "LIVEKIT_API_SECRET": TEST_API_SECRET,
+        "AURA_API_KEYS": api_key,
+        "AURA_MODERATION_API_KEYS": moderation_key,
+        "AURA_LOG_FORMAT": log_format,
+        "AURA_LOG_LEVEL": "DEBUG",  # the most the README suggests
+        "AURA_ACCESS_LOG": "true",
+    }
+    auth = {"Authorization": f"Bearer {api_key}"}
+    tokens, errors = [], []
+    with server("--workers", "1", env=env) as (process, base):
+
+        def call(method, path, **kwargs):
+            response = httpx.request(method, base + path, timeout=10, **kwargs)
+            if response.status_code >= 400:
+                errors.append(response.text)
+            return response
+
+        created = call("post", "/api/room/create", json={"userName": "host"}, headers=auth).json()
+        tokens.append(created["token"])
+        room = created["roomId"]
+        for name in ("guest", "guest"):
+            tokens.append(call("post", "/api/token", json={"roomId": room, "userName": name},
+                               headers=auth).json()["token"])  # fmt: skip
+        # Wrong keys, and keys where they do not belong.
+        call("get", "/api/rooms", headers={"Authorization": f"Bearer {api_key}x"})
+        call("get", "/api/rooms", headers={"Authorization": f"Bearer {moderation_key}"})
+        call("delete", f"/api/room/{room}", headers=auth)
+        call("get", f"/api/rooms?limit={api_key}", headers=auth)
+        call("post", "/api/token", json={"roomId": room, "userName": "x", "key": api_key},
+             headers=auth)  # fmt: skip
+        # LiveKit failing in every way the emulator knows, rejected credentials included.
+        for kind in ["garbage", "reset", "plain_401", "proxy_502", "internal"]:
+            livekit_emulator.disturb(kind)
+            call("post", "/api/token", json={"roomId": room, "userName": "z"}, headers=auth)
+            call("get", f"/api/room/{room}/participants",
+                 headers={"Authorization": f"Bearer {moderation_key}"})  # fmt: skip
+        livekit_emulator.heal()
+        deleted = call("delete", f"/api/room/{room}",
+                       headers={"Authorization": f"Bearer {moderation_key}"})  # fmt: skip
+        assert deleted.status_code == 200
+        code, output = stop(process)
+    assert code == 0
+    assert "GET /api/rooms 401" in output and "LiveKit" in output  # there was plenty to log
+    for secret in (TEST_API_SECRET, api_key, moderation_key, *tokens):
+        assert secret not in output
+        for answer in errors:
+            assert secret not in answer
+    # Not even a token's signature, in case something logged a piece of one.
+    for token in tokens:
+        assert token.rsplit(".", 1)[1] not in output
