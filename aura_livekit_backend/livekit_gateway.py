@@ -306,7 +306,9 @@ class LiveKitGateway:
         self._ttl_seconds = int(settings.token_ttl.total_seconds())
         self._list_ttl = settings.room_list_cache_seconds
         self._listing: tuple[float, list[api.Room]] | None = None
-        self._listing_lock = asyncio.Lock()
+        # The ListRooms call in flight, shared by every caller meanwhile.
+        self._listing_call: asyncio.Future[list[api.Room]] | None = None
+        self._listing_generation = 0
         self._timeout = settings.livekit_timeout
         self._session: aiohttp.ClientSession | None = None
         self._client: api.LiveKitAPI | None = None
@@ -336,6 +338,8 @@ class LiveKitGateway:
         """Close the HTTP session; safe to call twice."""
         session, self._session = self._session, None
         self._client = self._lister = None
+        if self._listing_call is not None:
+            self._listing_call.cancel()
         if session is not None:
             await session.close()
 
@@ -391,7 +395,7 @@ class LiveKitGateway:
                 ),
             )
             if room.metadata == metadata:
-                self._listing = None
+                self._forget_listing()
                 self._observer.room_created()
                 self._sids.put(room.sid, room.name)
                 return _room_info(room)
@@ -448,7 +452,7 @@ class LiveKitGateway:
             # Closed by someone else between our lookup and our call.
             raise RoomNotFound(room_id) from None
         finally:
-            self._listing = None
+            self._forget_listing()
         return _room_info(room)
 
     async def update_room(
@@ -475,7 +479,7 @@ class LiveKitGateway:
             if 0 < room.max_participants < max_participants:
                 raise RoomLimitFixed(room.max_participants)
             facts["maxParticipants"] = max_participants
-        self._listing = None
+        self._forget_listing()
         updated = await self._call(
             "UpdateRoomMetadata",
             self._room.update_room_metadata(
@@ -544,14 +548,33 @@ class LiveKitGateway:
         instead. Changes made through this gateway drop it at once; others show within
         AURA_ROOM_LIST_CACHE_SECONDS. Joins never use it.
         """
-        if self._listing is not None and time.monotonic() - self._listing[0] < self._list_ttl:
-            return self._listing[1]
-        async with self._listing_lock:  # one listing in flight; the others reuse it
-            if self._listing is not None and time.monotonic() - self._listing[0] < self._list_ttl:
-                return self._listing[1]
-            rooms = sorted(await self._all_rooms(), key=_proto_position)
+        listing = self._listing
+        if listing is not None and time.monotonic() - listing[0] < self._list_ttl:
+            return listing[1]
+        if self._listing_call is None:
+            self._listing_call = asyncio.ensure_future(self._list_every_room())
+            self._listing_call.add_done_callback(self._listing_finished)
+        # Callers arriving meanwhile await the same call and share its fate: with a
+        # sick LiveKit each waits one timeout, not one for every caller queued ahead.
+        # Shielded, so a caller that goes away does not cancel it for the others.
+        return await asyncio.shield(self._listing_call)
+
+    async def _list_every_room(self) -> list[api.Room]:
+        generation = self._listing_generation
+        rooms = sorted(await self._all_rooms(), key=_proto_position)
+        if generation == self._listing_generation:  # no change through us meanwhile
             self._listing = (time.monotonic(), rooms)
-            return rooms
+        return rooms
+
+    def _listing_finished(self, call: asyncio.Future[list[api.Room]]) -> None:
+        self._listing_call = None
+        if not call.cancelled():
+            call.exception()  # marks it retrieved: every caller may have gone
+
+    def _forget_listing(self) -> None:
+        """Drop the listing after a change, and keep a listing in flight from being kept."""
+        self._listing = None
+        self._listing_generation += 1
 
     async def _all_rooms(self) -> list[api.Room]:
         response = await self._call("ListRooms", self._rooms.list_rooms(api.ListRoomsRequest()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from livekit import api
 
@@ -172,3 +173,22 @@ def test_a_listing_is_reused_for_a_moment_and_dropped_on_our_own_changes(
     assert client.get("/api/rooms").json["total"] == 2  # someone else's: within the window
     time.sleep(0.35)
     assert client.get("/api/rooms").json["total"] == 3  # ...and after it
+
+
+def test_callers_meanwhile_share_one_listing_call_and_its_failure(serve, livekit_emulator):
+    # A stalled LiveKit: every caller must get its 503 after one timeout, not after
+    # one timeout for each caller queued ahead of it.
+    client = serve(livekit_timeout=0.5, room_list_cache_seconds=0)
+    livekit_emulator.disturb("stall", method="ListRooms")
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=client.url, timeout=10) as http:
+            answers = await asyncio.gather(*(http.get("/api/rooms") for _ in range(6)))
+        return [answer.status_code for answer in answers]
+
+    assert client.run(burst()) == [503] * 6
+    assert livekit_emulator.calls["ListRooms"] == 1
+    livekit_emulator.heal()
+    # The failure is not kept: the next caller gets a listing of its own.
+    assert client.get("/api/rooms").status_code == 200
+    assert livekit_emulator.calls["ListRooms"] == 2
