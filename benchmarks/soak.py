@@ -18,24 +18,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 
 import httpx
 
-from aura_livekit_backend.testing.emulator import FAULTS, free_port
-from aura_livekit_backend.testing.processes import rss_kib, worker_pids
+from aura_livekit_backend.testing.emulator import SICK_LIVEKIT
+from aura_livekit_backend.testing.processes import ServiceProcesses, rss_kib, worker_pids
 
 KEY = "APIsoak"
 SECRET = "soak-livekit-secret-0123456789abcdef"
 API_KEY = "soak-api-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+RECONNECT_EVERY = 100
+SAMPLE_SECONDS = 20
 
 #: (kind of request, weight in the mix)
 MIX = [
@@ -109,21 +107,36 @@ class Soak:
             self.rooms.append((created["roomId"], created["sid"]))
             del self.rooms[:-500]  # the newest 500: old ones close in the emulator too
 
-    async def client(self, http: httpx.AsyncClient, until: float) -> None:
+    async def client(self, until: float) -> None:
+        """One client: a keep-alive connection, replaced every RECONNECT_EVERY requests.
+
+        Sanic's workers share one listening socket, and a connection stays with the
+        worker that accepted it: clients that come and go are what spreads the load.
+        """
         kinds, weights = zip(*MIX, strict=True)
         while time.monotonic() < until:
-            await self.one(http, self.random.choices(kinds, weights)[0])
+            async with httpx.AsyncClient(base_url=self.base, timeout=self.timeout) as http:
+                for _ in range(RECONNECT_EVERY):
+                    if time.monotonic() >= until:
+                        break
+                    await self.one(http, self.random.choices(kinds, weights)[0])
+
+    async def rooms_open(self) -> int | None:
+        """How many rooms LiveKit holds now (None if it failed to say, three times)."""
+        async with httpx.AsyncClient(base_url=self.base, timeout=self.timeout) as http:
+            for _ in range(3):
+                response = await http.get("/api/rooms?limit=1", headers=AUTH)
+                if response.status_code == 200:
+                    return response.json()["total"]
+        return None
 
     async def run(self, concurrency: int, seconds: float, on_tick) -> None:
-        limits = httpx.Limits(max_connections=concurrency)
-        timeout = httpx.Timeout(self.timeout)
-        async with httpx.AsyncClient(base_url=self.base, limits=limits, timeout=timeout) as http:
-            until = time.monotonic() + seconds
-            clients = [asyncio.create_task(self.client(http, until)) for _ in range(concurrency)]
-            while not all(task.done() for task in clients):
-                await asyncio.sleep(min(seconds / 4, 5))
-                on_tick()
-            await asyncio.gather(*clients)
+        until = time.monotonic() + seconds
+        clients = [asyncio.create_task(self.client(until)) for _ in range(concurrency)]
+        while (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(SAMPLE_SECONDS, left))
+            on_tick(await self.rooms_open())
+        await asyncio.gather(*clients)
 
 
 def workers(parent: int) -> dict[int, int]:
@@ -131,84 +144,29 @@ def workers(parent: int) -> dict[int, int]:
     return {pid: rss_kib(pid) for pid in worker_pids(parent)}
 
 
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``command`` logging to a file: a pipe nobody reads until the end would
-    fill up with the service's warnings and block its workers mid-request."""
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by stop())
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    process.log = log  # type: ignore[attr-defined]
-    return process
-
-
-def stop(process: subprocess.Popen) -> str:
-    """SIGTERM ``process``, wait for it, and return everything it printed."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log = process.log  # type: ignore[attr-defined]
-    log.seek(0)
-    output = log.read()
-    log.close()
-    return output
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=3)
+    # Past 5 minutes rooms start to close (LiveKit's empty timeout), so the number of
+    # rooms, and the memory that follows it, levels off.
+    parser.add_argument("--minutes", type=float, default=7)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--fault-share", type=float, default=0.1)
     parser.add_argument("--request-timeout", type=float, default=15)
     args = parser.parse_args()
 
-    lk_port, port = free_port(), free_port()
-    faults = [arg for kind in [*FAULTS, "unavailable", "internal"] for arg in ("--fault", kind)]
-    emulator = start(
-        [sys.executable, "-m", "aura_livekit_backend.testing.emulator", "--port", str(lk_port),
-         "--api-key", KEY, "--api-secret", SECRET, *faults,
-         "--fault-share", str(args.fault_share)],
-    )  # fmt: skip
-    env = {
-        **os.environ,
-        "LIVEKIT_URL": f"http://127.0.0.1:{lk_port}",
-        "LIVEKIT_API_KEY": KEY,
-        "LIVEKIT_API_SECRET": SECRET,
-        "AURA_API_KEYS": API_KEY,
-        "AURA_LIVEKIT_TIMEOUT": "2",
-    }
-    service = start(
-        [sys.executable, "-m", "aura_livekit_backend", "--workers", "2", "--port", str(port)], env
-    )
-    base = f"http://127.0.0.1:{port}"
-    soak = Soak(base, args.request_timeout)
-    samples: list[tuple[float, dict[int, int]]] = []
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                print(stop(service))
-                return 1
-            time.sleep(0.2)
-        time.sleep(1)
+    env = {"AURA_API_KEYS": API_KEY, "AURA_LIVEKIT_TIMEOUT": "2"}
+    samples: list[tuple[float, int | None, dict[int, int]]] = []
+    with ServiceProcesses(faults=SICK_LIVEKIT, fault_share=args.fault_share, env=env) as stack:
+        soak = Soak(stack.url, args.request_timeout)
         started = time.monotonic()
-        samples.append((0.0, workers(service.pid)))
+        samples.append((0.0, 0, workers(stack.pid)))
 
-        def tick() -> None:
-            samples.append((time.monotonic() - started, workers(service.pid)))
+        def tick(rooms: int | None) -> None:
+            samples.append((time.monotonic() - started, rooms, workers(stack.pid)))
 
         asyncio.run(soak.run(args.concurrency, args.minutes * 60, tick))
         elapsed = time.monotonic() - started
-        tick()
-    finally:
-        service_log = stop(service)
-        emulator_log = stop(emulator)
+    service_log = stack.service_log
 
     total = sum(soak.statuses.values())
     print(f"{total:,} requests in {elapsed:.0f} s ({total / elapsed:,.0f}/s), "
@@ -230,12 +188,11 @@ def main() -> int:
         f"{'all':14} {len(everything):>7,} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} "
         f"{max(everything) * 1000:>8.1f}"
     )
-    print("worker RSS (MiB) by time:")
-    for at, sizes in samples:
-        sizes_text = "  ".join(f"{pid}: {kib / 1024:.1f}" for pid, kib in sorted(sizes.items()))
-        print(f"  {at:6.0f} s  {sizes_text}")
-    report = [line for line in emulator_log.splitlines() if line.startswith(("calls:", "faults"))]
-    print("emulated LiveKit: " + " / ".join(report))
+    print("time, rooms open in LiveKit, RSS of each worker in MiB:")
+    for at, rooms, sizes in samples:
+        sizes_text = "  ".join(f"{kib / 1024:6.1f}" for _, kib in sorted(sizes.items()))
+        print(f"  {at:6.0f} s  {rooms if rooms is not None else '?':>6}  {sizes_text}")
+    print("emulated LiveKit: " + stack.emulator_report)
 
     problems = []
     allowed = {200, 502, 503, *range(400, 500)}
@@ -244,8 +201,8 @@ def main() -> int:
         problems.append(f"unexpected statuses {unexpected}")
     if soak.hung:
         problems.append(f"{len(soak.hung)} requests without an answer, e.g. {soak.hung[:3]}")
-    if set(samples[0][1]) != set(samples[-1][1]):
-        problems.append(f"workers changed: {sorted(samples[0][1])} → {sorted(samples[-1][1])}")
+    if set(samples[0][2]) != set(samples[-1][2]):
+        problems.append(f"workers changed: {sorted(samples[0][2])} → {sorted(samples[-1][2])}")
     if "Traceback" in service_log:
         problems.append("a worker logged a traceback:\n" + service_log[-3000:])
     for problem in problems:

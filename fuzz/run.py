@@ -23,59 +23,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from aura_livekit_backend.testing.emulator import FAULTS, free_port
+from aura_livekit_backend.testing.emulator import SICK_LIVEKIT
+from aura_livekit_backend.testing.processes import ServiceProcesses
 
 HERE = Path(__file__).resolve().parent
 KEY = "fuzz-api-key-0123456789abcdef"
-LIVEKIT_KEY = "APIfuzz"
-LIVEKIT_SECRET = "fuzz-livekit-secret-0123456789abcdef"  # noqa: S105 (a local emulator's)
 SEED = "20261127"
-
-
-def wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own 127.0.0.1 URL)
-                return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} did not come up")
-        time.sleep(0.2)
-
-
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``command`` logging to a file: a pipe nobody reads until the end would
-    fill up with the service's warnings and block its workers mid-request."""
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by stop())
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    process.log = log  # type: ignore[attr-defined]
-    return process
-
-
-def stop(process: subprocess.Popen) -> str:
-    """SIGTERM ``process``, wait for it, and return everything it printed."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log = process.log  # type: ignore[attr-defined]
-    log.seek(0)
-    output = log.read()
-    log.close()
-    return output
 
 
 def main() -> int:
@@ -85,31 +42,15 @@ def main() -> int:
     parser.add_argument("--fault-share", type=float, default=0.1)
     args = parser.parse_args()
 
-    lk_port, port = free_port(), free_port()
-    faults = [arg for kind in [*FAULTS, "unavailable", "internal"] for arg in ("--fault", kind)]
-    emulator = start(
-        [sys.executable, "-m", "aura_livekit_backend.testing.emulator", "--port", str(lk_port),
-         "--api-key", LIVEKIT_KEY, "--api-secret", LIVEKIT_SECRET,
-         *faults, "--fault-share", str(args.fault_share)],
-    )  # fmt: skip
     env = {
-        **os.environ,
-        "LIVEKIT_URL": f"http://127.0.0.1:{lk_port}",
-        "LIVEKIT_API_KEY": LIVEKIT_KEY,
-        "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
         "AURA_API_KEYS": KEY,
         "AURA_MODERATION_API_KEYS": KEY,
         "AURA_LIVEKIT_TIMEOUT": "1",
     }
-    service = start(
-        [sys.executable, "-m", "aura_livekit_backend", "--workers", "2", "--port", str(port)], env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/api/health")
-        time.sleep(1)  # Sanic's start-up acks (see tests/test_cli.py)
+    with ServiceProcesses(faults=SICK_LIVEKIT, fault_share=args.fault_share, env=env) as stack:
         command = [
-            str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/docs/openapi.json",
+            str(Path(sys.executable).with_name("schemathesis")), "run",
+            f"{stack.url}/docs/openapi.json",
             "--header", f"Authorization: Bearer {KEY}",
             "--checks", "all",
             "--exclude-checks", "not_a_server_error,positive_data_acceptance",
@@ -122,12 +63,9 @@ def main() -> int:
         ]  # fmt: skip
         hooks = {**os.environ, "SCHEMATHESIS_HOOKS": "checks", "PYTHONPATH": str(HERE)}
         result = subprocess.run(command, env=hooks, timeout=args.max_time + 120, check=False)
-    finally:
-        service_log = stop(service)
-        emulator_log = stop(emulator)
+    service_log = stack.service_log
     tracebacks = service_log.count("Traceback")
-    report = [line for line in emulator_log.splitlines() if line.startswith(("calls:", "faults"))]
-    print("emulated LiveKit: " + " / ".join(report))
+    print("emulated LiveKit: " + stack.emulator_report)
     print(f"service tracebacks logged: {tracebacks}")
     if tracebacks:
         print(service_log[-4000:])

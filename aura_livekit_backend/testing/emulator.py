@@ -47,7 +47,7 @@ from livekit.protocol import room as room_pb
 from ..livekit_gateway import SID_ALPHABET
 from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
 
-__all__ = ["FAULTS", "LiveKitEmulator", "RoomFull", "TwirpFault", "free_port"]
+__all__ = ["FAULTS", "SICK_LIVEKIT", "LiveKitEmulator", "RoomFull", "TwirpFault", "free_port"]
 
 SERVICE = "livekit.RoomService"
 #: LiveKit's defaults for a room created without them.
@@ -89,6 +89,8 @@ FAULTS = {
     "proxy_502": "an HTML 502 page from a proxy in front of LiveKit",
     "stall": f"no answer for {STALL_SECONDS:g} s, then the real one (a LiveKit that hangs)",
 }
+#: A sick LiveKit: every fault above, and the two Twirp errors it answers most when ill.
+SICK_LIVEKIT = (*FAULTS, "unavailable", "internal")
 # Sixteen 0xff bytes: a varint longer than protobuf allows, so never a valid message.
 _GARBAGE = b"\xff" * 16
 #: Every RoomService method, with the message type it takes.
