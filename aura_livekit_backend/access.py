@@ -90,15 +90,23 @@ def install(app: Sanic, keys: BearerKeys) -> None:
     )
     app.ext.openapi.secured(API_KEY_SCHEME)
     refused = openapi.response(401, json_content(ErrorReply), "Missing or wrong API key")
+    open_routes = set()
     for route in app.router.routes:
         if _guarded(route):
             refused(route.handler)
+        else:
+            open_routes.update((route.path, method) for method in route.methods)
 
     # After the request id (priority 1000), so a 401 carries one like any answer.
     @app.on_request(priority=900)
     async def require_api_key(request: Request) -> None:
         route = request.route
-        if request.method == "OPTIONS" or route is None or not _guarded(route):
+        if request.method == "OPTIONS" or route is None:
+            return
+        # sanic-ext answers HEAD through a route of its own, added later: it goes
+        # with the GET route of its path (a load balancer's HEAD /api/health).
+        method = "GET" if request.method == "HEAD" else request.method
+        if (route.path, method) in open_routes or not _guarded(route):
             return
         if not keys.admit(request.headers.get("authorization")):
             raise keys.refuse(

@@ -83,6 +83,11 @@ def test_any_configured_key_lets_a_caller_through(keyed, key) -> None:
 def test_health_checks_and_docs_answer_without_a_key(keyed) -> None:
     assert keyed.get("/api/health").status_code == 200
     assert keyed.get("/api/health/ready").status_code == 200
+    # Load balancers often probe with HEAD, which sanic-ext routes separately.
+    assert keyed.request("head", "/api/health").status_code == 200
+    assert keyed.request("head", "/api/health/ready").status_code == 200
+    assert keyed.request("head", "/api/rooms").status_code == 401
+    assert keyed.request("head", "/api/room/some-room").status_code == 401
     assert keyed.get("/docs/openapi.json").status_code == 200
     assert keyed.get("/docs").status_code == 200
 
