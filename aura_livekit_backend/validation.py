@@ -75,16 +75,12 @@ def check_text(value: str, *, multiline: bool = False) -> str:
 def _refused_class(*, multiline: bool) -> str:
     """A regex character class body: every character :func:`check_text` refuses.
 
-    Cc, Cs and Co are fixed blocks; Cf is scattered, and lives only in planes 0, 1
-    and 14, so scanning those (13 ms) finds all of it. BMP characters are written as
-    ``\\uXXXX`` escapes, the rest as themselves: both regex dialects read those alike.
+    BMP characters are written as ``\\uXXXX`` escapes, the rest as themselves, as
+    Python's ``re`` (and JavaScript's with the ``u`` flag) reads them.
     """
-    refused = set(range(0x20)) | set(range(0x7F, 0xA0))
+    refused = set(range(0x20)) | set(range(0x7F, 0xA0)) | _FORMAT_CHARACTERS
     if multiline:
         refused -= {ord("\n"), ord("\t")}
-    for plane in (range(0x10000), range(0x10000, 0x20000), range(0xE0000, 0xE1000)):
-        refused.update(c for c in plane if unicodedata.category(chr(c)) == "Cf")
-    refused -= {ord(c) for c in _ALLOWED_FORMAT}
     runs: list[tuple[int, int]] = []
     for code in sorted(refused):
         if runs and runs[-1][1] == code - 1:
@@ -99,6 +95,14 @@ def _refused_class(*, multiline: bool) -> str:
     return "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in runs)
 
 
+# Cc, Cs and Co are fixed blocks; Cf is scattered, and lives only in planes 0, 1 and
+# 14, so scanning those finds all of it (13 ms, once per process).
+_FORMAT_CHARACTERS = {
+    code
+    for plane in (range(0x10000), range(0x10000, 0x20000), range(0xE0000, 0xE1000))
+    for code in plane
+    if unicodedata.category(chr(code)) == "Cf" and chr(code) not in _ALLOWED_FORMAT
+}
 _REFUSED = {multiline: _refused_class(multiline=multiline) for multiline in (False, True)}
 
 
