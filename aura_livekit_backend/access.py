@@ -80,8 +80,8 @@ def _guarded(route: Route) -> bool:
 def install(app: Sanic, keys: BearerKeys) -> None:
     """Require one of ``keys`` on every route but the exempt ones (nothing when empty).
 
-    Call it once every plugin's routes are on ``app``: it documents the 401 on each
-    guarded route.
+    Call it once every plugin's routes are on ``app``: it reads which are open then,
+    and documents the 401 on the others. A route added later is guarded.
     """
     if not keys:
         return
@@ -106,7 +106,7 @@ def install(app: Sanic, keys: BearerKeys) -> None:
         # sanic-ext answers HEAD through a route of its own, added later: it goes
         # with the GET route of its path (a load balancer's HEAD /api/health).
         method = "GET" if request.method == "HEAD" else request.method
-        if (route.path, method) in open_routes or not _guarded(route):
+        if (route.path, method) in open_routes:
             return
         if not keys.admit(request.headers.get("authorization")):
             raise keys.refuse(

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from aura_livekit_backend.endpoints.health import plugin as HEALTH
+from aura_livekit_backend.plugin import Plugin, PluginContext
 from aura_livekit_backend.validation import check_text
 
 
@@ -89,3 +91,20 @@ def test_401_is_documented_only_where_keys_apply(serve) -> None:
         assert "401" in keyed["paths"][path][method]["responses"], path
     for path in ("/api/health", "/api/health/ready"):
         assert "401" not in keyed["paths"][path]["get"]["responses"], path
+
+
+def _third_party(ctx: PluginContext) -> None:
+    @ctx.blueprint.get("/hello")
+    async def hello(request):
+        return None
+
+
+def test_a_third_party_route_is_guarded_and_documents_its_401(serve) -> None:
+    client = serve(
+        api_keys="k-0123456789abcdef",
+        plugins={"health": HEALTH, "hello": Plugin(setup=_third_party)},
+    )
+    spec = client.get("/docs/openapi.json").json
+    assert "401" in spec["paths"]["/api/hello"]["get"]["responses"]
+    assert client.get("/api/hello").status_code == 401
+    assert client.get("/api/health").status_code == 200
