@@ -33,6 +33,7 @@ import httpx
 from livekit import api
 
 from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.testing.processes import rss_kib, worker_pids
 
 KEY = "APIbenchmark"
 SECRET = "benchmark-secret-0123456789abcdefghijklmn"
@@ -164,26 +165,6 @@ async def seed(url: str, count: int) -> str:
         await lk.aclose()
 
 
-def rss_kib(parent: int) -> list[int]:
-    """VmRSS of each spawned child of ``parent``, largest first.
-
-    The Sanic workers are the large ones; the small ones (under 30 MiB) are
-    multiprocessing's manager and resource tracker.
-    """
-    sizes = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        if (
-            re.search(rf"^PPid:\s+{parent}$", text, re.MULTILINE)
-            and "multiprocessing" in (status.parent / "cmdline").read_text()
-        ):
-            sizes.append(int(re.search(r"^VmRSS:\s+(\d+)", text, re.MULTILINE).group(1)))
-    return sorted(sizes, reverse=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
@@ -309,10 +290,10 @@ def main() -> None:
             for name, url, script, *alone in runs:
                 load = wrk(url, duration, alone[0] if alone else connections, script)
                 results.append(Result(name, rooms, workers, *load))
-            sizes = rss_kib(service.pid)
+            sizes = [rss_kib(pid) for pid in worker_pids(service.pid)]
             notes.append(
                 f"{rooms} rooms, {workers} worker(s): first answer {startup:.2f} s after start; "
-                f"RSS of the main process's children after the load (workers first) "
+                f"each worker's RSS after the load "
                 f"{', '.join(f'{s / 1024:.0f} MiB' for s in sizes)}"
             )
             stop(service)
