@@ -106,7 +106,7 @@ def setup(ctx: PluginContext) -> None:
         return openapi.secured("moderation")(guarded)
 
     room_param = path_parameter("roomId", "The room's name or its LiveKit sid")
-    secured_errors = error_responses(401, 403)
+    errors = error_responses(400, 401, 403, 404, 502, 503)
 
     @bp.delete("/room/<roomId:str>", unquote=True, ctx_api_keys=False)
     @openapi.definition(
@@ -116,8 +116,7 @@ def setup(ctx: PluginContext) -> None:
         parameter=room_param,
         response=[
             json_reply(Deleted),
-            *error_responses(400, 404, 502, 503),
-            *secured_errors,
+            *errors,
         ],
     )
     @moderators_only
@@ -135,8 +134,7 @@ def setup(ctx: PluginContext) -> None:
         parameter=room_param,
         response=[
             json_reply(RoomReply),
-            *error_responses(400, 404, 502, 503),
-            *secured_errors,
+            *errors,
         ],
     )
     @moderators_only
@@ -161,8 +159,7 @@ def setup(ctx: PluginContext) -> None:
         parameter=room_param,
         response=[
             json_reply(ParticipantList),
-            *error_responses(400, 404, 502, 503),
-            *secured_errors,
+            *errors,
         ],
     )
     @moderators_only
@@ -196,8 +193,7 @@ def setup(ctx: PluginContext) -> None:
         ],
         response=[
             json_reply(Removed),
-            *error_responses(400, 404, 502, 503),
-            *secured_errors,
+            *errors,
         ],
     )
     @moderators_only

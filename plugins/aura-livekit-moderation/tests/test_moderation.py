@@ -213,6 +213,29 @@ def test_missing_rooms_are_404(client) -> None:
         assert response.status_code == 404, (method, path)
 
 
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [("garbage", 502), ("reset", 503), ("plain_401", 502), ("proxy_502", 503), ("stall", 503)],
+)
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_a_sick_livekit_is_a_documented_502_or_503(
+    aura_client, monkeypatch, livekit_emulator, kind, status, method, path
+) -> None:
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", KEY)
+    client = aura_client(livekit_timeout=0.5)
+    room = make_room(client)["roomId"]
+    livekit_emulator.add_participant(room, "someone")
+    livekit_emulator.disturb(kind)
+    response = client.request(
+        method, path.format(room=room), headers=AUTH, json={"description": "x"}
+    )
+    assert response.status_code == status
+    assert set(response.json) == {"statusCode", "message"}
+    livekit_emulator.heal()
+    healed = client.request(method, path.format(room=room), headers=AUTH, json={"description": "y"})
+    assert healed.status_code == 200, healed.text
+
+
 def test_livekit_outage_is_503(client, livekit_emulator) -> None:
     livekit_emulator.stop()
     response = client.get("/api/room/r/participants", headers=AUTH)
