@@ -23,12 +23,13 @@ from . import __version__
 from .access import BearerKeys
 from .access import install as install_access
 from .errors import JsonErrorHandler
-from .livekit_gateway import LiveKitGateway
+from .events import SignalEvents
+from .livekit import LiveKit
 from .logs import log_config
 from .metrics import Metrics
 from .observability import install as install_observability
 from .plugin import Plugin
-from .plugin_loader import discover, given, mount_plugins
+from .plugin_loader import Services, discover, given, mount_plugins
 from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["APP_NAME", "create_app"]
@@ -111,12 +112,14 @@ def create_app(
     )
 
     metrics = Metrics() if settings.metrics else None
-    livekit = LiveKitGateway(settings, observer=metrics)
+    events = SignalEvents(app)
+    livekit = LiveKit(settings, observer=metrics, events=events)
     app.ctx.settings = settings
     app.ctx.livekit = livekit
     install_observability(app, settings, metrics)
     sources = discover() if plugins is None else given(plugins)
-    app.ctx.plugins = mount_plugins(app, sources, settings, livekit, metrics)
+    app.ctx.plugins = mount_plugins(app, sources, settings, Services(livekit, metrics))
+    events.listen_to({name for mounted in app.ctx.plugins for name in mounted.subscriptions})
     install_access(app, BearerKeys(key.get_secret_value() for key in settings.api_keys))
 
     @app.before_server_start

@@ -24,10 +24,10 @@ from sanic.worker.loader import AppLoader
 
 from . import __version__, supervision
 from .app import create_app
-from .livekit_gateway import LiveKitGateway
+from .livekit import LiveKit
 from .logs import log_config
-from .metrics import MULTIPROC_ENV, multiprocess_registry
-from .plugin_loader import PluginError, discover, select, set_up
+from .metrics import MULTIPROC_ENV, Metrics, multiprocess_registry
+from .plugin_loader import PluginError, Services, discover, select, set_up
 from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
 from .testing.emulator import LiveKitEmulator, free_port
 
@@ -80,18 +80,21 @@ def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
     """
     if "livekit_url" in settings.model_fields_set:
         return None
-    return LiveKitEmulator(settings.livekit_api_key or "", settings.secret, port=free_port())
+    secret = settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else ""
+    return LiveKitEmulator(settings.livekit_api_key or "", secret, port=free_port())
 
 
 def list_plugins(settings: Settings, out=sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
-    livekit = LiveKitGateway(settings)
+    # The same parts a worker gets (built, never opened), so every route shows: the
+    # metrics plugin's /metrics needs metrics to exist.
+    services = Services(LiveKit(settings), Metrics() if settings.metrics else None)
     status = 0
     for source, enabled in select(discover(), settings):
         state = "enabled" if enabled else "disabled"
         print(f"{source.name}  {source.distribution} {source.version}  {state}", file=out)
         try:
-            plugin, _, routes = set_up(source, settings, livekit)
+            plugin, _, routes = set_up(source, settings, services)
         except PluginError as exc:
             print(f"    error: {exc}", file=out)
             status = EXIT_USAGE

@@ -18,10 +18,12 @@ from sanic.exceptions import MethodNotAllowed, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from .livekit_gateway import (
+from .livekit.errors import (
+    IdentityTaken,
     LiveKitError,
     LiveKitUnavailable,
     ParticipantNotFound,
+    RoomFull,
     RoomLimitFixed,
     RoomNotFound,
 )
@@ -54,12 +56,17 @@ def failing_to(action: str) -> Iterator[None]:
     ``failing_to("join room")`` gives ``"Failed to join room: Room not found"`` (404),
     ``"Failed to join room: LiveKit is unavailable …"`` (503) or a 502 when LiveKit
     answered with an error the service did not expect. A participant that is not
-    there is a 404 too; raising a room's participant limit a 400.
+    there is a 404 too; raising a room's participant limit a 400; the join rules'
+    refusals (a full room, a userName connected already) are 409s.
     """
     try:
         yield
     except RoomNotFound:
         raise ApiError(404, f"Failed to {action}: Room not found") from None
+    except RoomFull:
+        raise ApiError(409, f"Failed to {action}: Room is full") from None
+    except IdentityTaken:
+        raise ApiError(409, f"Failed to {action}: userName is already in the room") from None
     except ParticipantNotFound:
         raise ApiError(404, f"Failed to {action}: Participant not found") from None
     except RoomLimitFixed as exc:

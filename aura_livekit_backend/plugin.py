@@ -22,8 +22,12 @@ The entry point's name is the plugin's name. ``setup`` runs once per app (in the
 main process and in every worker), must not do I/O, and adds its routes to
 ``ctx.blueprint``, which is mounted under the API prefix. Per-worker resources of
 its own go in the blueprint's ``before_server_start``/``after_server_stop``
-listeners. LiveKit is reached through ``ctx.livekit``, the same gateway the
-built-in endpoints use, open while the server runs.
+listeners. LiveKit is reached through ``ctx.rooms``, ``ctx.tokens`` and ``ctx.joins``
+(:class:`Rooms`, :class:`Tokens`, :class:`Joins`: the very objects the built-in
+endpoints use, open while the server runs). ``ctx.on(RoomCreated)`` subscribes to
+what the service does; ``ctx.read_settings(Model)`` reads the plugin's own settings.
+
+Path parameters of routes on ``ctx.blueprint`` are percent-decoded once, always.
 
 Access: with ``AURA_API_KEYS`` set, every route needs one of the service's keys.
 A route added with ``ctx_api_keys=False`` (``@ctx.blueprint.get("/x", ctx_api_keys=False)``)
@@ -37,26 +41,36 @@ Errors: raise :class:`ApiError` for the client's mistakes and wrap LiveKit calls
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
+from pydantic_settings import BaseSettings
 from sanic import Blueprint
 
 from .access import BearerKeys
 from .errors import ApiError, error_body, failing_to
-from .livekit_gateway import (
+from .events import (
+    Event,
+    ParticipantRemoved,
+    RoomCreated,
+    RoomDeleted,
+    RoomUpdated,
+    TokenMinted,
+    subscriber,
+)
+from .livekit.errors import (
+    IdentityTaken,
     LiveKitError,
-    LiveKitGateway,
     LiveKitRejected,
     LiveKitUnavailable,
-    Participant,
     ParticipantNotFound,
-    RoomInfo,
+    RoomFull,
     RoomLimitFixed,
     RoomNotFound,
-    RoomPage,
-    room_position,
 )
+from .livekit.listing import RoomSnapshot
+from .livekit.models import Participant, RoomInfo, RoomPage, Ticket, room_position
 from .metrics import Metrics
 from .schemas import (
     ErrorReply,
@@ -67,7 +81,7 @@ from .schemas import (
     json_schema,
     room_reply,
 )
-from .settings import Settings
+from .settings import ApiKeys, Settings, read_plugin_settings
 from .timestamps import iso_ms, utc_now
 from .validation import (
     MAX_DESCRIPTION,
@@ -96,9 +110,13 @@ __all__ = [
     "PARTICIPANT_CAP",
     "PLUGIN_NAME",
     "ApiError",
+    "ApiKeys",
     "BearerKeys",
     "DescriptionText",
     "ErrorReply",
+    "Event",
+    "IdentityTaken",
+    "Joins",
     "LiveKitError",
     "LiveKitGateway",
     "LiveKitRejected",
@@ -107,16 +125,26 @@ __all__ = [
     "Participant",
     "ParticipantLimit",
     "ParticipantNotFound",
+    "ParticipantRemoved",
     "Plugin",
     "PluginContext",
     "RequiredTopicText",
+    "RoomCreated",
+    "RoomDeleted",
+    "RoomFull",
     "RoomIdText",
     "RoomInfo",
     "RoomLimitFixed",
     "RoomNotFound",
     "RoomPage",
     "RoomReply",
+    "RoomSnapshot",
+    "RoomUpdated",
+    "Rooms",
     "Settings",
+    "Ticket",
+    "TokenMinted",
+    "Tokens",
     "TopicText",
     "UserNameText",
     "check_text",
@@ -142,6 +170,170 @@ ENTRY_POINT_GROUP = "aura_livekit_backend.plugins"
 #: What a plugin's name (its entry point's name) must look like.
 PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
+E = TypeVar("E", bound=Event)
+S = TypeVar("S", bound=BaseSettings)
+
+
+class Rooms(Protocol):
+    """``ctx.rooms``: LiveKit's rooms. Every method is async and may raise
+    :class:`LiveKitError` (wrap calls in :func:`failing_to`).
+
+    ``room_id`` may be a room's name or its sid. Changes emit ``aura.room.*`` events.
+    """
+
+    async def get(self, room_id: str) -> RoomInfo:
+        """The room, or :class:`RoomNotFound`."""
+        ...
+
+    async def list(
+        self, *, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> RoomPage:
+        """Active rooms, oldest first: all, or ``limit`` after a :func:`room_position`."""
+        ...
+
+    async def snapshot(self) -> RoomSnapshot:
+        """Every active room at one moment (reused per worker for a second); derive once
+        per snapshot with ``snapshot.memo(key, derive)``."""
+        ...
+
+    async def create(
+        self, *, topic: str, description: str, max_participants: int, created_by: str
+    ) -> RoomInfo:
+        """A new room with a fresh name. Emits :class:`RoomCreated`."""
+        ...
+
+    async def update(
+        self,
+        room_id: str,
+        *,
+        topic: str | None = None,
+        description: str | None = None,
+        max_participants: int | None = None,
+    ) -> RoomInfo:
+        """Change a room's facts (``None``: unchanged); a limit only goes down
+        (:class:`RoomLimitFixed`). Emits :class:`RoomUpdated`."""
+        ...
+
+    async def delete(self, room_id: str) -> RoomInfo:
+        """Close the room, disconnecting everyone; returns what it was. Emits
+        :class:`RoomDeleted`."""
+        ...
+
+    async def participants(self, room_id: str) -> tuple[RoomInfo, list[Participant]]:
+        """The room and everyone in it, in order of joining."""
+        ...
+
+    async def is_connected(self, room: str, identity: str) -> bool:
+        """Whether ``identity`` is connected in the room *named* ``room`` now."""
+        ...
+
+    async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
+        """Disconnect ``identity`` (:class:`ParticipantNotFound` if not there). Emits
+        :class:`ParticipantRemoved`."""
+        ...
+
+    async def ping(self) -> None:
+        """One cheap call; raises :class:`LiveKitError` when LiveKit cannot answer."""
+        ...
+
+
+class Tokens(Protocol):
+    """``ctx.tokens``: join tokens. Nothing here is async."""
+
+    @property
+    def public_url(self) -> str:
+        """The LiveKit URL clients connect to with these tokens (a property)."""
+        ...
+
+    def mint(self, *, identity: str, name: str, room: str) -> str:
+        """A join token (publish, subscribe, data; ``AURA_TOKEN_TTL``). Already counts
+        ``aura_tokens_minted_total`` and emits :class:`TokenMinted`: do not count again."""
+        ...
+
+
+class Joins(Protocol):
+    """``ctx.joins``: the core's join rules (room exists, not full,
+    ``AURA_DUPLICATE_USERNAME``), as data or domain errors."""
+
+    def identity_for(self, user_name: str) -> str:
+        """The identity a token for ``user_name`` carries (not async)."""
+        ...
+
+    async def admit(self, room_id: str, user_name: str) -> tuple[RoomInfo, str]:
+        """The room and the identity to mint for; raises :class:`RoomNotFound`,
+        :class:`RoomFull`, :class:`IdentityTaken` or :class:`LiveKitError`."""
+        ...
+
+    async def join(self, room_id: str, user_name: str) -> Ticket:
+        """:meth:`admit`, then a token: the whole join, as ``POST /token`` does it."""
+        ...
+
+    def ticket(self, room: RoomInfo, user_name: str, *, identity: str | None = None) -> Ticket:
+        """A token for ``room`` without the checks, for its creator (not async)."""
+        ...
+
+
+class LiveKitGateway(Protocol):
+    """``ctx.livekit``, the contract's first face, kept for plugins written against it:
+    prefer ``ctx.rooms``/``ctx.tokens``. ``mint_token`` is not async; ``public_url`` is
+    a property; the rest are."""
+
+    @property
+    def public_url(self) -> str:
+        """Same as ``ctx.tokens.public_url``."""
+        ...
+
+    async def get_room(self, room_id: str) -> RoomInfo:
+        """Same as ``ctx.rooms.get``."""
+        ...
+
+    async def list_rooms(
+        self, *, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> RoomPage:
+        """Same as ``ctx.rooms.list``."""
+        ...
+
+    async def create_room(
+        self, *, topic: str, description: str, max_participants: int, created_by: str
+    ) -> RoomInfo:
+        """Same as ``ctx.rooms.create``."""
+        ...
+
+    async def update_room(
+        self,
+        room_id: str,
+        *,
+        topic: str | None = None,
+        description: str | None = None,
+        max_participants: int | None = None,
+    ) -> RoomInfo:
+        """Same as ``ctx.rooms.update``."""
+        ...
+
+    async def delete_room(self, room_id: str) -> RoomInfo:
+        """Same as ``ctx.rooms.delete``."""
+        ...
+
+    async def list_participants(self, room_id: str) -> tuple[RoomInfo, list[Participant]]:
+        """Same as ``ctx.rooms.participants``."""
+        ...
+
+    async def is_connected(self, room: str, identity: str) -> bool:
+        """Same as ``ctx.rooms.is_connected``."""
+        ...
+
+    async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
+        """Same as ``ctx.rooms.remove_participant``."""
+        ...
+
+    def mint_token(self, *, identity: str, name: str, room: str) -> str:
+        """Same as ``ctx.tokens.mint``."""
+        ...
+
+    async def ping(self) -> None:
+        """Same as ``ctx.rooms.ping``."""
+        ...
+
 
 @dataclass(frozen=True)
 class PluginContext:
@@ -149,27 +341,68 @@ class PluginContext:
 
     #: The plugin's name, as its entry point spells it.
     name: str
-    #: The service's settings; a plugin with settings of its own reads them itself.
+    #: The service's settings (read-only; the LiveKit secret is a ``SecretStr``).
     settings: Settings
-    #: Where the plugin's routes go; it is mounted under ``settings.api_prefix``.
+    #: Where the plugin's routes go; mounted under ``settings.api_prefix``.
     blueprint: Blueprint
-    #: The worker's LiveKit gateway; usable from handlers and listeners while the server runs.
+    #: LiveKit's rooms, for handlers and listeners while the server runs.
+    rooms: Rooms
+    #: Join tokens.
+    tokens: Tokens
+    #: The join rules.
+    joins: Joins
+    #: The contract's first face on the same parts (kept for older plugins).
     livekit: LiveKitGateway
     #: The worker's Prometheus metrics, or None when AURA_METRICS is off.
     metrics: Metrics | None = None
     #: Security schemes declared with :meth:`declare_bearer_auth`, by name.
     bearer_schemes: dict[str, str] = field(default_factory=dict)
+    #: Event names this plugin subscribed to with :meth:`on`.
+    subscriptions: set[str] = field(default_factory=set)
 
     def declare_bearer_auth(self, scheme: str, description: str = "") -> None:
         """Document an HTTP bearer scheme for OpenAPI; routes name it with ``openapi.secured``."""
         self.bearer_schemes[scheme] = description
+
+    def on(
+        self, event: type[E] | str
+    ) -> Callable[[Callable[[E], Awaitable[None]]], Callable[[E], Awaitable[None]]]:
+        """Subscribe an async function to ``event`` (a class such as :class:`RoomCreated`,
+        or a name such as ``"aura.room.created"``)::
+
+            @ctx.on(RoomCreated)
+            async def created(event: RoomCreated) -> None: ...
+
+        It runs after the request that caused the event, in its own task: it never
+        delays or fails that request; an exception it raises is logged with the
+        request id.
+        """
+        name = event if isinstance(event, str) else event.name
+        if name.count(".") != 2:
+            raise ValueError(
+                f"an event name has three parts, <source>.<thing>.<happened>: {name!r}"
+            )
+
+        def subscribe(handler: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
+            self.blueprint.signal(name)(subscriber(name, handler))
+            self.subscriptions.add(name)
+            return handler
+
+        return subscribe
+
+    def read_settings(self, model: type[S]) -> S:
+        """The plugin's own settings: ``model`` (a ``pydantic_settings.BaseSettings``)
+        read from the environment and ``.env``, under the model's ``env_prefix`` or
+        else ``AURA_<NAME>_``. A bad value stops start-up with one line naming the
+        environment variable, as the core's settings do."""
+        return read_plugin_settings(model, self.name)
 
 
 @dataclass(frozen=True)
 class Plugin:
     """An endpoint plugin: what an entry point in :data:`ENTRY_POINT_GROUP` names."""
 
-    #: Adds the plugin's routes (and listeners, middleware) to ``ctx.blueprint``.
+    #: Adds the plugin's routes (and listeners, middleware, subscriptions) to the context.
     setup: Callable[[PluginContext], None]
     #: One line for ``aura-livekit-backend plugins``.
     description: str = ""

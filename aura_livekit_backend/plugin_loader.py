@@ -16,15 +16,16 @@ from importlib.metadata import EntryPoint, entry_points
 
 from sanic import Blueprint, Sanic
 
-from .livekit_gateway import LiveKitGateway
+from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 __all__ = [
     "MountedPlugin",
     "PluginError",
     "PluginSource",
+    "Services",
     "discover",
     "given",
     "mount_plugins",
@@ -60,6 +61,14 @@ class PluginSource:
 
 
 @dataclass(frozen=True)
+class Services:
+    """What the core hands every plugin, for one app."""
+
+    livekit: LiveKit
+    metrics: Metrics | None = None
+
+
+@dataclass(frozen=True)
 class MountedPlugin:
     """A plugin as the app runs it, or would if enabled."""
 
@@ -68,6 +77,8 @@ class MountedPlugin:
     #: ``METHOD /path`` of every route, under the API prefix.
     routes: tuple[str, ...]
     description: str
+    #: Event names the plugin subscribed to.
+    subscriptions: frozenset[str] = frozenset()
 
 
 def _from_entry_point(entry_point: EntryPoint) -> PluginSource:
@@ -165,32 +176,47 @@ def _routes(blueprint: Blueprint, prefix: str) -> list[tuple[str, str]]:
     return sorted(routes, key=lambda route: (route[1], route[0]))
 
 
+def _decode_paths(blueprint: Blueprint) -> None:
+    """Percent-decode every route's path parameters once, as the contract promises.
+
+    Sanic leaves ``%00`` or ``%E2%80%8B`` encoded unless a route asks; a plugin that
+    forgot would answer 404 where the house answers 400.
+    """
+    blueprint._future_routes = {
+        future._replace(unquote=True) for future in blueprint._future_routes
+    }
+
+
 def set_up(
-    source: PluginSource,
-    settings: Settings,
-    livekit: LiveKitGateway,
-    metrics: Metrics | None = None,
+    source: PluginSource, settings: Settings, services: Services
 ) -> tuple[Plugin, PluginContext, list[tuple[str, str]]]:
     """Import ``source`` and run its ``setup`` on a fresh blueprint under the API prefix."""
     plugin = _load(source)
     prefix = "" if plugin.at_root else settings.api_prefix
     blueprint = Blueprint(f"plugin_{source.name.replace('-', '_')}", url_prefix=prefix or None)
+    livekit = services.livekit
     context = PluginContext(
-        name=source.name, settings=settings, blueprint=blueprint, livekit=livekit, metrics=metrics
+        name=source.name,
+        settings=settings,
+        blueprint=blueprint,
+        rooms=livekit.rooms,
+        tokens=livekit.tokens,
+        joins=livekit.joins,
+        livekit=livekit.gateway,
+        metrics=services.metrics,
     )
     try:
         plugin.setup(context)
+    except SettingsError as exc:
+        raise PluginError(f"{source.label} is misconfigured: {exc}") from exc
     except Exception as exc:
         raise PluginError(f"{source.label} failed to set up: {type(exc).__name__}: {exc}") from exc
+    _decode_paths(blueprint)
     return plugin, context, _routes(blueprint, prefix)
 
 
 def mount_plugins(
-    app: Sanic,
-    sources: Iterable[PluginSource],
-    settings: Settings,
-    livekit: LiveKitGateway,
-    metrics: Metrics | None = None,
+    app: Sanic, sources: Iterable[PluginSource], settings: Settings, services: Services
 ) -> list[MountedPlugin]:
     """Set up every enabled plugin and register its routes on ``app``, refusing clashes."""
     mounted = []
@@ -200,7 +226,7 @@ def mount_plugins(
         if not enabled:
             mounted.append(MountedPlugin(source, False, (), ""))
             continue
-        plugin, context, routes = set_up(source, settings, livekit, metrics)
+        plugin, context, routes = set_up(source, settings, services)
         for method, path in routes:
             key = (method, _route_shape(path))
             if key in owners:
@@ -211,7 +237,13 @@ def mount_plugins(
             owners[key] = source
         contexts.append(context)
         mounted.append(
-            MountedPlugin(source, True, tuple(f"{m} {p}" for m, p in routes), plugin.description)
+            MountedPlugin(
+                source,
+                True,
+                tuple(f"{m} {p}" for m, p in routes),
+                plugin.description,
+                frozenset(context.subscriptions),
+            )
         )
     for context in contexts:
         app.blueprint(context.blueprint)

@@ -10,12 +10,13 @@ schema (required fields, limits, patterns) and lists ``model_config`` as a prope
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sanic_ext import openapi
 
-from .livekit_gateway import RoomInfo
+from .livekit.models import RoomInfo
 from .timestamps import iso_ms
 
 __all__ = [
@@ -136,6 +137,18 @@ _ERROR_MEANINGS = {
 }
 
 
-def error_responses(*statuses: int) -> list[openapi.definitions.Response]:
-    """OpenAPI responses documenting these error statuses, all in the :class:`ErrorReply` shape."""
-    return [json_reply(ErrorReply, status, _ERROR_MEANINGS[status]) for status in statuses]
+def error_responses(*statuses: int | tuple[int, str]) -> list[openapi.definitions.Response]:
+    """OpenAPI responses for error statuses, all in the :class:`ErrorReply` shape.
+
+    Each is a status (described as the core describes it, or by its HTTP phrase) or a
+    ``(status, description)`` pair for a plugin's own words: ``error_responses(400,
+    (404, "No invite has that code"), (410, "The invite has expired"))``.
+    """
+    responses = []
+    for given in statuses:
+        status, description = given if isinstance(given, tuple) else (given, None)
+        if not 400 <= status <= 599:
+            raise ValueError(f"{status} is not an error status")
+        description = description or _ERROR_MEANINGS.get(status) or HTTPStatus(status).phrase
+        responses.append(json_reply(ErrorReply, status, description))
+    return responses

@@ -12,13 +12,30 @@ the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEV_API_KEY",
+    "DEV_API_SECRET",
+    "ApiKeys",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "read_plugin_settings",
+]
 
 #: The credentials ``livekit-server --dev`` starts with; never fit for production.
 DEV_API_KEY = "devkey"
@@ -37,7 +54,28 @@ def _livekit(name: str) -> Any:
     return AliasChoices(name, name.lower())
 
 
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _check_keys(value: list[SecretStr]) -> list[SecretStr]:
+    for key in value:
+        # Never name the key: this message is printed at start-up.
+        if len(key.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(f"every key must be at least {MIN_API_KEY_LENGTH} characters")
+        if any(c.isspace() for c in key.get_secret_value()):
+            raise ValueError("a key must not contain whitespace")
+    return value
+
+
 CommaList = Annotated[list[str], NoDecode]
+#: API keys from one variable, comma-separated: each at least 16 characters, no
+#: whitespace, kept as ``SecretStr``. The core's ``AURA_API_KEYS`` and any plugin's keys.
+ApiKeys = Annotated[
+    list[SecretStr], NoDecode, BeforeValidator(_split_commas), AfterValidator(_check_keys)
+]
 
 
 class SettingsError(Exception):
@@ -99,7 +137,7 @@ class Settings(BaseSettings):
     max_participants_cap: int = Field(
         1000, ge=1, description="The largest maxParticipants a client may ask for."
     )
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    api_keys: ApiKeys = Field(
         default_factory=list,
         description="Keys callers must send as Authorization: Bearer <key>, comma-separated; "
         "empty: anyone who reaches the service may call it.",
@@ -161,23 +199,10 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("api_keys", "cors_origins", "plugins", "disabled_plugins", mode="before")
+    @field_validator("cors_origins", "plugins", "disabled_plugins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @field_validator("api_keys")
-    @classmethod
-    def _check_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for key in value:
-            # Never name the key: this message is printed at start-up.
-            if len(key.get_secret_value()) < MIN_API_KEY_LENGTH:
-                raise ValueError(f"every key must be at least {MIN_API_KEY_LENGTH} characters")
-            if any(c.isspace() for c in key.get_secret_value()):
-                raise ValueError("a key must not contain whitespace")
-        return value
+        return _split_commas(value)
 
     @field_validator("livekit_url", "livekit_public_url")
     @classmethod
@@ -235,21 +260,20 @@ class Settings(BaseSettings):
                 f"{' and '.join(missing)} not set: set LiveKit's API credentials, "
                 "or run with --dev for local development"
             )
-        if self.livekit_api_key == DEV_API_KEY and self.secret == DEV_API_SECRET:
+        if self.livekit_api_key == DEV_API_KEY and self._secret() == DEV_API_SECRET:
             return (
                 "LIVEKIT_API_KEY/LIVEKIT_API_SECRET are LiveKit's development pair "
                 f"({DEV_API_KEY}/…): use real credentials, or run with --dev"
             )
         return None
 
-    @property
-    def secret(self) -> str:
-        """The API secret in clear, for signing only: never log or return it."""
+    def _secret(self) -> str:
+        # Only to judge it here; the LiveKit layer's signer is its one other reader.
         return self.livekit_api_secret.get_secret_value() if self.livekit_api_secret else ""
 
     def secret_is_weak(self) -> bool:
         """True when the secret is shorter than HMAC-SHA256 wants."""
-        return len(self.secret.encode()) < MIN_SECRET_BYTES
+        return len(self._secret().encode()) < MIN_SECRET_BYTES
 
 
 def env_name(field: str) -> str:
@@ -275,13 +299,37 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(describe_validation_error(exc)) from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per bad field, naming its environment variable and what is wrong."""
+def describe_validation_error(
+    exc: ValidationError, name_of: Callable[[str], str] = env_name
+) -> str:
+    """One line naming each bad field's environment variable (``name_of``) and the problem."""
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = error["loc"]
         field = str(loc[0]) if loc else "?"
-        name = field if field.isupper() else env_name(field)
+        name = field if field.isupper() else name_of(field)
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {message}")
     return "; ".join(lines)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read_plugin_settings(model: type[S], plugin: str) -> S:
+    """A plugin's settings ``model``, read under its ``env_prefix`` or ``AURA_<PLUGIN>_``.
+
+    Raises :class:`SettingsError` with one line naming each bad variable.
+    """
+    prefix = model.model_config.get("env_prefix") or (
+        f"{_ENV_PREFIX}{plugin.upper().replace('-', '_')}_"
+    )
+    config = {"env_prefix": prefix, "env_file": ".env", "extra": "ignore"}
+    configured = type(model.__name__, (model,), {"model_config": {**model.model_config, **config}})
+    try:
+        # An instance of a subclass: isinstance(…, model) holds, as the plugin expects.
+        return configured()
+    except ValidationError as exc:
+        raise SettingsError(
+            describe_validation_error(exc, lambda field: prefix + field.upper())
+        ) from None

@@ -18,7 +18,7 @@ from functools import partial
 
 from livekit import api
 
-from aura_livekit_backend.livekit_gateway import _room_info, _room_metadata
+from aura_livekit_backend.livekit.metadata import new_room_facts, room_info
 from aura_livekit_backend.schemas import room_reply
 
 
@@ -46,7 +46,7 @@ def main() -> None:
                 max_participants=20,
                 creation_time=now,
                 creation_time_ms=now * 1000 + n,
-                metadata=_room_metadata("주간 회의", "", f"user-{n}"),
+                metadata=new_room_facts(topic="주간 회의", description="", created_by=f"user-{n}"),
                 num_participants=n % 7,
             )
             for n in range(args.rooms)
@@ -54,14 +54,14 @@ def main() -> None:
     )
     wire = answer.SerializeToString()
     decoded = api.ListRoomsResponse.FromString(wire)
-    infos = [_room_info(room) for room in decoded.rooms]
+    infos = [room_info(room) for room in decoded.rooms]
     infos.sort(key=lambda room: (room.created_at, room.name))
     reply = {"rooms": [room_reply(room) for room in infos], "total": len(infos)}
     stdlib = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
     steps = [
         ("protobuf decode", lambda: api.ListRoomsResponse.FromString(wire)),
-        ("metadata JSON → RoomInfo", lambda: [_room_info(room) for room in decoded.rooms]),
+        ("metadata JSON → RoomInfo", lambda: [room_info(room) for room in decoded.rooms]),
         ("sort", lambda: sorted(infos, key=lambda room: (room.created_at, room.name))),
         ("room_reply shapes", lambda: [room_reply(room) for room in infos]),
         ("JSON encode (stdlib)", lambda: stdlib(reply)),

@@ -18,7 +18,7 @@ def test_many_apps_in_one_process(make_settings) -> None:
 def test_the_factory_opens_nothing(make_settings) -> None:
     app = create_app(make_settings())
     with pytest.raises(RuntimeError, match="before the server started"):
-        app.ctx.livekit._room  # noqa: B018 (the gateway opens in a listener, not here)
+        app.ctx.livekit.transport.room  # noqa: B018 (opened in a listener, not here)
 
 
 def test_sanic_loader_namespace_reads_the_environment(monkeypatch) -> None:

@@ -108,7 +108,7 @@ def test_unique_keeps_the_name_and_makes_every_identity_unique(
         # Both can be in the room at once: neither disconnects the other.
         livekit_emulator.add_participant(room, body["identity"], claims.name)
     assert len(identities) == 5
-    people = client.run(client.app.ctx.livekit.list_participants(room))[1]
+    people = client.run(client.app.ctx.livekit.rooms.participants(room))[1]
     assert sorted(p.identity for p in people) == sorted(identities)
 
 

@@ -156,5 +156,7 @@ def test_plugins_reach_settings_and_the_shared_livekit_gateway(serve, make_setti
     (ctx,) = seen
     assert ctx.name == "spy"
     assert ctx.settings.default_room_topic == "standup"
-    # The very gateway the app opens for its workers: one client per worker, shared.
-    assert ctx.livekit is client.app.ctx.livekit
+    # The very parts the app opens for its workers: one client per worker, shared.
+    livekit = client.app.ctx.livekit
+    assert (ctx.rooms, ctx.tokens, ctx.joins) == (livekit.rooms, livekit.tokens, livekit.joins)
+    assert ctx.livekit is livekit.gateway

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from livekit import api
 
-import aura_livekit_backend.livekit_gateway as gateway
+import aura_livekit_backend.livekit.rooms as gateway
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 ROOM_NAME = re.compile(r"room-(\d+)-[a-z0-9]{6}")

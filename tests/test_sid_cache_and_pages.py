@@ -9,7 +9,7 @@ import httpx
 import pytest
 from livekit import api
 
-from aura_livekit_backend.livekit_gateway import SidCache
+from aura_livekit_backend.livekit.sids import SidCache, looks_like_sid
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 
@@ -96,7 +96,7 @@ def test_the_workers_cache_stays_within_its_setting(serve) -> None:
     client = serve(sid_cache_size=4)
     rooms = [create(client) for _ in range(10)]
     assert join(client, rooms[0]["sid"]).status_code == 200
-    assert len(client.app.ctx.livekit._sids) == 4
+    assert len(client.app.ctx.livekit.rooms._sids) == 4
 
 
 # -- pages -------------------------------------------------------------------------------
@@ -192,3 +192,21 @@ def test_callers_meanwhile_share_one_listing_call_and_its_failure(serve, livekit
     # The failure is not kept: the next caller gets a listing of its own.
     assert client.get("/api/rooms").status_code == 200
     assert livekit_emulator.calls["ListRooms"] == 2
+
+
+@pytest.mark.parametrize(
+    ("room_id", "sid_like"),
+    [
+        ("RM_dSbCDo6CDPQU", True),  # today's LiveKit: 12 base57 characters
+        ("RM_" + "a1B2c3D4e5F6g7H8i9J0kL", True),  # older servers: a 22-character shortuuid
+        ("RM_0", True),
+        ("RM_" + "x" * 64, True),
+        ("RM_", False),
+        ("RM_" + "x" * 65, False),
+        ("RM_abc-def", False),
+        ("rm_abcdef", False),
+        ("room-1736598234-x7k2m9", False),
+    ],
+)
+def test_what_may_be_a_room_sid(room_id: str, sid_like: bool) -> None:
+    assert looks_like_sid(room_id) is sid_like

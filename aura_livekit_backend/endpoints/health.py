@@ -60,7 +60,7 @@ def setup(ctx: PluginContext) -> None:
             if last and time.monotonic() - last[0][0] < ttl:
                 return last[0][1]
             try:
-                await ctx.livekit.ping()
+                await ctx.rooms.ping()
                 found = None
             except LiveKitError as exc:
                 found = str(exc)

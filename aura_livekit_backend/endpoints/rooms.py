@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 
+import orjson
 from pydantic import BaseModel, Field
-from sanic import HTTPResponse, Request, json
+from sanic import HTTPResponse, Request, json, raw
 from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import Schema
 
@@ -26,6 +27,7 @@ from ..plugin import (
     PluginContext,
     RoomInfo,
     RoomReply,
+    RoomSnapshot,
     TopicText,
     error_responses,
     failing_to,
@@ -36,12 +38,14 @@ from ..plugin import (
     room_position,
     room_reply,
 )
-from .tokens import JoinRoom, UserName, identity_for, join, join_definition
+from .tokens import JoinReply, JoinRoom, UserName, join_reply
 
 __all__ = ["CreateReply", "CreateRoom", "RoomList", "plugin"]
 
 #: The largest page of GET /rooms.
 MAX_PAGE = 1000
+#: What a snapshot of the rooms keeps for this plugin: each room's reply, encoded.
+_ENCODED = "rooms.encoded_replies"
 
 
 class CreateRoom(UserName):
@@ -88,7 +92,7 @@ class RoomList(BaseModel):
 def setup(ctx: PluginContext) -> None:
     """Add the room routes."""
     settings = ctx.settings
-    livekit = ctx.livekit
+    rooms = ctx.rooms
     limits = {PARTICIPANT_CAP: settings.max_participants_cap}
 
     @ctx.blueprint.post("/room/create")
@@ -105,37 +109,43 @@ def setup(ctx: PluginContext) -> None:
     @json_body(CreateRoom, context=limits)
     async def create_room(request: Request, body: CreateRoom) -> HTTPResponse:
         with failing_to("create room"):
-            room = await livekit.create_room(
+            room = await rooms.create(
                 topic=body.roomTopic or settings.default_room_topic,
                 description=body.description or "",
                 max_participants=body.maxParticipants or settings.default_max_participants,
                 created_by=body.userName,
             )
-        identity = identity_for(body.userName, settings.duplicate_username)
-        token = livekit.mint_token(identity=identity, name=body.userName, room=room.name)
+        ticket = ctx.joins.ticket(room, body.userName)
         return json(
             {
                 "roomId": room.name,
                 "sid": room.sid,
-                "roomUrl": f"{livekit.public_url}/{room.name}",
+                "roomUrl": f"{ticket.url}/{room.name}",
                 "roomTopic": room.topic,
                 "description": room.description,
                 "maxParticipants": room.max_participants,
                 "userName": body.userName,
-                "identity": identity,
-                "token": token,
-                "livekitUrl": livekit.public_url,
+                "identity": ticket.identity,
+                "token": ticket.token,
+                "livekitUrl": ticket.url,
             }
         )
 
     @ctx.blueprint.post("/room/join")
-    @join_definition("Join a room")
+    @openapi.definition(
+        summary="Join a room",
+        description="The same as POST /token: a token for an existing room, by name or sid.",
+        tag="tokens",
+        response=[json_reply(JoinReply), *error_responses(400, 404, 409, 502, 503)],
+    )
     @json_body(JoinRoom)
     async def join_room(request: Request, body: JoinRoom) -> HTTPResponse:
-        return await join(livekit, body, settings.duplicate_username)
+        with failing_to("join room"):
+            ticket = await ctx.joins.join(body.roomId, body.userName)
+        return json(join_reply(ticket))
 
-    # unquote: a room name may hold any character, percent-encoded in the path.
-    @ctx.blueprint.get("/room/<roomId:str>", unquote=True)
+    # A room name may hold any character, percent-encoded in the path (decoded once).
+    @ctx.blueprint.get("/room/<roomId:str>")
     @openapi.definition(
         summary="Describe a room",
         tag="rooms",
@@ -148,7 +158,7 @@ def setup(ctx: PluginContext) -> None:
     async def get_room(request: Request, roomId: str) -> HTTPResponse:
         room_id = path_text("roomId", roomId)
         with failing_to("get room"):
-            room = await livekit.get_room(room_id)
+            room = await rooms.get(room_id)
         return json(room_reply(room))
 
     @ctx.blueprint.get("/rooms")
@@ -179,14 +189,27 @@ def setup(ctx: PluginContext) -> None:
     async def list_rooms(request: Request) -> HTTPResponse:
         limit, after = _page_query(request)
         with failing_to("list rooms"):
-            page = await livekit.list_rooms(limit=limit, after=after)
-        reply: dict[str, object] = {
-            "rooms": [room_reply(room) for room in page.rooms],
-            "total": page.total,
-        }
-        if page.more:
-            reply["nextCursor"] = _cursor(page.rooms[-1])
-        return json(reply)
+            snapshot = await rooms.snapshot()
+        start = snapshot.start_after(after)
+        end = snapshot.total if limit is None else min(snapshot.total, start + limit)
+        body = b'{"rooms":[' + b",".join(_encoded(snapshot, start, end)) + b'],"total":'
+        body += str(snapshot.total).encode()
+        if end < snapshot.total:
+            body += b',"nextCursor":' + orjson.dumps(_cursor(snapshot.room_at(end - 1)))
+        return raw(body + b"}", content_type="application/json")
+
+
+def _encoded(snapshot: RoomSnapshot, start: int, end: int) -> list[bytes]:
+    """The replies of rooms ``start`` to ``end``, each encoded once per snapshot.
+
+    Every page and the whole list are slices of the same bytes: with 10,000 rooms the
+    first full list encodes them all (~70 ms), every later one only joins them.
+    """
+    encoded: list[bytes | None] = snapshot.memo(_ENCODED, lambda s: [None] * s.total)
+    for index in range(start, end):
+        if encoded[index] is None:
+            encoded[index] = orjson.dumps(room_reply(snapshot.room_at(index)))
+    return encoded[start:end]  # type: ignore[return-value]  # filled just above
 
 
 def _cursor(room: RoomInfo) -> str:

@@ -44,12 +44,13 @@ from google.protobuf.message_factory import GetMessageClass
 from livekit.protocol import models
 from livekit.protocol import room as room_pb
 
-from ..livekit_gateway import SID_ALPHABET
 from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
 
 __all__ = ["FAULTS", "SICK_LIVEKIT", "LiveKitEmulator", "RoomFull", "TwirpFault", "free_port"]
 
 SERVICE = "livekit.RoomService"
+#: LiveKit's sids are a prefix and 12 characters of this alphabet (shortuuid's base57).
+SID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 #: LiveKit's defaults for a room created without them.
 DEFAULT_EMPTY_TIMEOUT = 300
 DEFAULT_DEPARTURE_TIMEOUT = 20

@@ -87,8 +87,9 @@ def setup(ctx: PluginContext) -> None:
     They check their own keys instead of the service's (``ctx_api_keys=False``):
     moderating takes more than calling the API.
     """
-    keys = BearerKeys(key.get_secret_value() for key in ModerationSettings().api_keys)
-    livekit = ctx.livekit
+    settings = ctx.read_settings(ModerationSettings)
+    keys = BearerKeys(key.get_secret_value() for key in settings.api_keys)
+    rooms = ctx.rooms
     limits = {PARTICIPANT_CAP: ctx.settings.max_participants_cap}
     bp = ctx.blueprint
     ctx.declare_bearer_auth("moderation", "An API key from AURA_MODERATION_API_KEYS")
@@ -108,7 +109,7 @@ def setup(ctx: PluginContext) -> None:
     room_param = path_parameter("roomId", "The room's name or its LiveKit sid")
     errors = error_responses(400, 401, 403, 404, 502, 503)
 
-    @bp.delete("/room/<roomId:str>", unquote=True, ctx_api_keys=False)
+    @bp.delete("/room/<roomId:str>", ctx_api_keys=False)
     @openapi.definition(
         summary="Close a room",
         description="Deletes the room in LiveKit; everyone in it is disconnected.",
@@ -122,10 +123,10 @@ def setup(ctx: PluginContext) -> None:
     @moderators_only
     async def delete_room(request: Request, roomId: str) -> HTTPResponse:
         with failing_to("delete room"):
-            room = await livekit.delete_room(path_text("roomId", roomId))
+            room = await rooms.delete(path_text("roomId", roomId))
         return json({"roomId": room.name, "deleted": True})
 
-    @bp.patch("/room/<roomId:str>", unquote=True, ctx_api_keys=False)
+    @bp.patch("/room/<roomId:str>", ctx_api_keys=False)
     @openapi.definition(
         summary="Change a room",
         description="Changes the topic, the description or the participant limit (which "
@@ -144,7 +145,7 @@ def setup(ctx: PluginContext) -> None:
         if not body.model_dump(exclude_none=True):
             raise ApiError(400, "give at least one of roomTopic, description, maxParticipants")
         with failing_to("update room"):
-            room = await livekit.update_room(
+            room = await rooms.update(
                 path_text("roomId", roomId),
                 topic=body.roomTopic,
                 description=body.description,
@@ -152,7 +153,7 @@ def setup(ctx: PluginContext) -> None:
             )
         return json(room_reply(room))
 
-    @bp.get("/room/<roomId:str>/participants", unquote=True, ctx_api_keys=False)
+    @bp.get("/room/<roomId:str>/participants", ctx_api_keys=False)
     @openapi.definition(
         summary="List a room's participants",
         tag="moderation",
@@ -165,7 +166,7 @@ def setup(ctx: PluginContext) -> None:
     @moderators_only
     async def participants(request: Request, roomId: str) -> HTTPResponse:
         with failing_to("list participants"):
-            _, people = await livekit.list_participants(path_text("roomId", roomId))
+            _, people = await rooms.participants(path_text("roomId", roomId))
         return json(
             {
                 "participants": [
@@ -182,7 +183,7 @@ def setup(ctx: PluginContext) -> None:
             }
         )
 
-    @bp.delete("/room/<roomId:str>/participants/<identity:str>", unquote=True, ctx_api_keys=False)
+    @bp.delete("/room/<roomId:str>/participants/<identity:str>", ctx_api_keys=False)
     @openapi.definition(
         summary="Remove a participant",
         description="Disconnects the participant. They can rejoin with a valid token.",
@@ -203,7 +204,7 @@ def setup(ctx: PluginContext) -> None:
         identity: str,
     ) -> HTTPResponse:
         with failing_to("remove participant"):
-            room = await livekit.remove_participant(
+            room = await rooms.remove_participant(
                 path_text("roomId", roomId), path_text("identity", identity)
             )
         return json({"roomId": room.name, "identity": identity, "removed": True})

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from aura_livekit_backend.plugin import ApiKeys
 
 __all__ = ["ModerationSettings"]
 
 
 class ModerationSettings(BaseSettings):
-    """``AURA_MODERATION_API_KEYS``: comma-separated keys; empty switches moderation off."""
+    """``AURA_MODERATION_API_KEYS``: comma-separated keys, each at least 16 characters,
+    as the core's ``AURA_API_KEYS``; empty switches moderation off."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="AURA_MODERATION_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="AURA_MODERATION_", frozen=True)
 
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
-        return value
+    api_keys: ApiKeys = Field(default_factory=list)

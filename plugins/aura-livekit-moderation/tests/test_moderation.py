@@ -11,7 +11,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 @pytest.fixture
 def client(aura_client, monkeypatch):
     """The service with the installed plugins (moderation among them) and one key set."""
-    monkeypatch.setenv("AURA_MODERATION_API_KEYS", f"other-key, {KEY}")
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", f"other-moderation-key, {KEY}")
     return aura_client()
 
 
@@ -255,3 +255,23 @@ def test_openapi_documents_the_routes_and_their_security(aura_client) -> None:
     assert operation["security"] == [{"moderation": []}]
     assert "moderation" in spec["components"]["securitySchemes"]
     assert spec["paths"]["/api/room/{roomId}/participants/{identity}"]["delete"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ("short-key", "every key must be at least 16 characters"),
+        ("a-long-enough-key but-spaced", "a key must not contain whitespace"),
+    ],
+)
+def test_moderation_keys_follow_the_cores_rules(aura_client, monkeypatch, keys, problem) -> None:
+    # Its keys go through the contract's settings helper and ApiKeys type: one line at
+    # start-up naming the variable, never the key.
+    from aura_livekit_backend.plugin_loader import PluginError
+
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", keys)
+    with pytest.raises(PluginError) as caught:
+        aura_client()
+    message = str(caught.value)
+    assert message.endswith(f"is misconfigured: AURA_MODERATION_API_KEYS: {problem}")
+    assert "\n" not in message and keys.split()[0] not in message

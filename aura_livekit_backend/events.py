@@ -1,0 +1,161 @@
+"""What the service tells plugins it did: typed events on Sanic's signal bus.
+
+Each event is a frozen dataclass whose ``name`` is a three-part signal name,
+``<source>.<thing>.<happened>``: the service's own are ``aura.*``; LiveKit's webhook
+events join as ``livekit.*`` in the same scheme. A plugin subscribes with
+``ctx.on(RoomCreated)`` (see :mod:`aura_livekit_backend.plugin`); the service emits
+through an :class:`EventSink`.
+
+Subscribers run after the request that caused the event, in a task of their own:
+a slow one never delays the answer, a failing one never fails it — its failure is
+logged with the request id and the other subscribers still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from sanic import Sanic
+
+from .livekit.models import RoomInfo
+
+__all__ = [
+    "EVENTS",
+    "Event",
+    "EventSink",
+    "ParticipantRemoved",
+    "RoomCreated",
+    "RoomDeleted",
+    "RoomUpdated",
+    "SignalEvents",
+    "TokenMinted",
+    "subscriber",
+]
+
+logger = logging.getLogger("aura_livekit_backend.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the service did. Subclasses name it and carry its payload."""
+
+    #: The signal name: ``<source>.<thing>.<happened>``.
+    name: ClassVar[str] = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCreated(Event):
+    """A room was created through the service."""
+
+    name: ClassVar[str] = "aura.room.created"
+    room: RoomInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdated(Event):
+    """A room's topic, description or participant limit changed; ``room`` is the new state."""
+
+    name: ClassVar[str] = "aura.room.updated"
+    room: RoomInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDeleted(Event):
+    """A room was closed through the service; ``room`` is what it was."""
+
+    name: ClassVar[str] = "aura.room.deleted"
+    room: RoomInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMinted(Event):
+    """A join token was minted. Never carries the token itself."""
+
+    name: ClassVar[str] = "aura.token.minted"
+    #: The room's name.
+    room: str
+    identity: str
+    #: The display name.
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantRemoved(Event):
+    """A participant was removed from a room through the service."""
+
+    name: ClassVar[str] = "aura.participant.removed"
+    room: RoomInfo
+    identity: str
+
+
+#: Every event the service emits, by name.
+EVENTS: dict[str, type[Event]] = {
+    event.name: event
+    for event in (RoomCreated, RoomUpdated, RoomDeleted, TokenMinted, ParticipantRemoved)
+}
+
+
+class EventSink(Protocol):
+    """Where the service's domain code reports what it did."""
+
+    def emit(self, event: Event) -> None:
+        """Report ``event``; returns at once, whatever subscribers do."""
+
+
+class NoEvents:
+    """An :class:`EventSink` nobody listens to (the ``plugins`` listing, unit tests)."""
+
+    def emit(self, event: Event) -> None:
+        """Drop ``event``."""
+
+
+Subscriber = Callable[[Any], Awaitable[None]]
+
+
+def subscriber(name: str, handler: Subscriber) -> Callable[..., Awaitable[None]]:
+    """``handler`` as a Sanic signal handler for ``name``, its failures contained."""
+
+    async def handle(**context: Any) -> None:
+        try:
+            await handler(context["event"])
+        except Exception:
+            # The request id rides in the task's copy of the request's context.
+            logger.exception(
+                "subscriber %s of %s failed",
+                getattr(handler, "__qualname__", repr(handler)),
+                name,
+            )
+
+    handle.__qualname__ = f"subscriber({name})"
+    return handle
+
+
+class SignalEvents:
+    """Emits events on an app's signal bus, for the names someone subscribed to."""
+
+    def __init__(self, app: Sanic) -> None:
+        """Emit on ``app``; :meth:`listen_to` says which names have subscribers."""
+        self._app = app
+        self._names: frozenset[str] = frozenset()
+        # Tasks must be referenced until done, or the loop may drop them.
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def listen_to(self, names: set[str]) -> None:
+        """Set the event names that have at least one subscriber (at set-up)."""
+        self._names = frozenset(names)
+
+    def emit(self, event: Event) -> None:
+        """Dispatch ``event`` in a task of its own, if anyone listens."""
+        if event.name not in self._names:
+            return  # the common case costs one set lookup
+        task = asyncio.get_running_loop().create_task(
+            self._app.dispatch(
+                event.name, context={"event": event}, fail_not_found=False, inline=True
+            )
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

@@ -1,0 +1,255 @@
+"""Rooms in LiveKit: create, find, change, close, and who is in them.
+
+Every fact about a room lives in LiveKit (see :mod:`.metadata`), so workers and
+replicas share nothing. Lookups go by name (one call whatever the number of rooms);
+a sid is resolved through the worker's :class:`~.sids.SidCache`, confirmed by name.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import time
+from typing import Protocol
+
+from livekit import api
+
+from ..events import EventSink, NoEvents, ParticipantRemoved, RoomCreated, RoomDeleted, RoomUpdated
+from .errors import (
+    LiveKitError,
+    NotFoundInLiveKit,
+    ParticipantNotFound,
+    RoomLimitFixed,
+    RoomNotFound,
+)
+from .listing import RoomSnapshot, SharedListing
+from .metadata import encode_facts, facts_of, new_room_facts, participant_info, room_info
+from .models import Participant, RoomInfo, RoomPage
+from .sids import SidCache, looks_like_sid
+from .transport import Transport
+
+__all__ = ["RoomCounter", "Rooms", "new_room_name"]
+
+logger = logging.getLogger("aura_livekit_backend.livekit")
+
+_NAME_ALPHABET = string.ascii_lowercase + string.digits
+#: How many fresh names to try before giving up on finding an unused one.
+_NAME_ATTEMPTS = 5
+#: The room name readiness checks look up; LiveKit names cannot contain a space.
+_PING = "aura readiness check"
+
+
+def new_room_name(now: float | None = None) -> str:
+    """A fresh room name, ``room-1736598234-x7k2m9``: unix seconds and 6 random characters."""
+    stamp = int(time.time() if now is None else now)
+    suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(6))
+    return f"room-{stamp}-{suffix}"
+
+
+class RoomCounter(Protocol):
+    """Hears of every room created (the metrics implement it)."""
+
+    def room_created(self) -> None:
+        """A room was created."""
+
+
+class Rooms:
+    """One worker's view of LiveKit's rooms."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        sid_cache_size: int,
+        list_cache_seconds: float,
+        events: EventSink | None = None,
+        counter: RoomCounter | None = None,
+    ) -> None:
+        """Call LiveKit through ``transport``; report changes to ``events``."""
+        self._transport = transport
+        self._counter = counter
+        self._events = events or NoEvents()
+        self._sids = SidCache(sid_cache_size)
+        self._listing = SharedListing(self._every_room, keep_seconds=list_cache_seconds)
+
+    def close(self) -> None:
+        """Stop work in flight (the worker is stopping)."""
+        self._listing.close()
+
+    async def create(
+        self, *, topic: str, description: str, max_participants: int, created_by: str
+    ) -> RoomInfo:
+        """Create a room with a fresh name and the given facts.
+
+        LiveKit's CreateRoom is get-or-create: a name someone else took a moment ago
+        would hand back *their* room. The metadata we sent tells ours from theirs, and
+        a taken name is replaced by a new one.
+        """
+        metadata = new_room_facts(topic=topic, description=description, created_by=created_by)
+        for _ in range(_NAME_ATTEMPTS):
+            request = api.CreateRoomRequest(
+                name=new_room_name(), max_participants=max_participants, metadata=metadata
+            )
+            room = await self._transport.call(
+                "CreateRoom", self._transport.room.create_room(request)
+            )
+            if room.metadata == metadata:
+                self._listing.forget()
+                self._sids.put(room.sid, room.name)
+                info = room_info(room)
+                if self._counter is not None:
+                    self._counter.room_created()
+                self._events.emit(RoomCreated(info))
+                return info
+            logger.warning("room name %s was taken; trying another", room.name)
+        raise LiveKitError("LiveKit kept answering with rooms that already existed")
+
+    async def get(self, room_id: str) -> RoomInfo:
+        """The room named ``room_id``, or else the one whose sid it is."""
+        return room_info(await self._find(room_id))
+
+    async def update(
+        self,
+        room_id: str,
+        *,
+        topic: str | None = None,
+        description: str | None = None,
+        max_participants: int | None = None,
+    ) -> RoomInfo:
+        """Change the room's facts; ``None`` leaves one as it is.
+
+        LiveKit fixes its own participant limit at creation, so a lower limit is kept in
+        the metadata too (and enforced by joins), and a higher one raises
+        :class:`RoomLimitFixed`.
+        """
+        room = await self._find(room_id)
+        facts = facts_of(room)
+        if topic is not None:
+            facts["topic"] = topic
+        if description is not None:
+            facts["description"] = description
+        if max_participants is not None:
+            if 0 < room.max_participants < max_participants:
+                raise RoomLimitFixed(room.max_participants)
+            facts["maxParticipants"] = max_participants
+        self._listing.forget()
+        request = api.UpdateRoomMetadataRequest(room=room.name, metadata=encode_facts(facts))
+        updated = room_info(
+            await self._transport.call(
+                "UpdateRoomMetadata", self._transport.room.update_room_metadata(request)
+            )
+        )
+        self._events.emit(RoomUpdated(updated))
+        return updated
+
+    async def delete(self, room_id: str) -> RoomInfo:
+        """Close the room (LiveKit disconnects everyone in it); returns what it was."""
+        room = await self._find(room_id)
+        try:
+            await self._transport.call(
+                "DeleteRoom",
+                self._transport.room.delete_room(api.DeleteRoomRequest(room=room.name)),
+            )
+        except NotFoundInLiveKit:
+            # Closed by someone else between our lookup and our call.
+            raise RoomNotFound(room_id) from None
+        finally:
+            self._listing.forget()
+        self._sids.forget(room.sid)
+        info = room_info(room)
+        self._events.emit(RoomDeleted(info))
+        return info
+
+    async def participants(self, room_id: str) -> tuple[RoomInfo, list[Participant]]:
+        """The room and everyone in it, in order of joining."""
+        room = await self._find(room_id)
+        response = await self._transport.call(
+            "ListParticipants",
+            self._transport.room.list_participants(api.ListParticipantsRequest(room=room.name)),
+        )
+        people = sorted(
+            (participant_info(info) for info in response.participants),
+            key=lambda person: (person.joined_at, person.identity),
+        )
+        return room_info(room), people
+
+    async def is_connected(self, room: str, identity: str) -> bool:
+        """True when ``identity`` is in the room named ``room`` now (one call, by name)."""
+        who = api.RoomParticipantIdentity(room=room, identity=identity)
+        try:
+            info = await self._transport.call(
+                "GetParticipant", self._transport.room.get_participant(who)
+            )
+        except NotFoundInLiveKit:
+            return False
+        return info.state != api.ParticipantInfo.State.DISCONNECTED
+
+    async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
+        """Disconnect ``identity`` from the room; :class:`ParticipantNotFound` if not there."""
+        room = await self._find(room_id)
+        who = api.RoomParticipantIdentity(room=room.name, identity=identity)
+        try:
+            await self._transport.call(
+                "RemoveParticipant", self._transport.room.remove_participant(who)
+            )
+        except NotFoundInLiveKit:
+            raise ParticipantNotFound(identity) from None
+        info = room_info(room)
+        self._events.emit(ParticipantRemoved(info, identity))
+        return info
+
+    async def list(
+        self, *, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> RoomPage:
+        """Active rooms, oldest first: all of them, or ``limit`` after position ``after``."""
+        return (await self.snapshot()).page(limit=limit, after=after)
+
+    async def snapshot(self) -> RoomSnapshot:
+        """Every active room, as of at most ``AURA_ROOM_LIST_CACHE_SECONDS`` ago."""
+        return await self._listing.snapshot()
+
+    async def ping(self) -> None:
+        """Ask LiveKit something cheap; raises :class:`LiveKitError` when it cannot answer.
+
+        A by-name lookup of a room nobody names so: one call, the same cost with ten
+        rooms or ten thousand.
+        """
+        await self._by_name(_PING)
+
+    async def _find(self, room_id: str) -> api.Room:
+        sid_like = looks_like_sid(room_id)
+        cached = self._sids.get(room_id) if sid_like else None
+        if cached is not None:
+            # The final word is always LiveKit's, by name: a cached sid never vouches for
+            # a room that is gone, or for a new room that took the old one's name.
+            room = await self._by_name(cached)
+            if room is not None and room.sid == room_id:
+                return room
+            self._sids.forget(room_id)
+        room = await self._by_name(room_id)
+        if room is not None:
+            self._sids.put(room.sid, room.name)
+            return room
+        if sid_like:
+            found = None
+            for room in await self._every_room():
+                # The list is paid for: remember every sid it shows.
+                self._sids.put(room.sid, room.name)
+                if room.sid == room_id:
+                    found = room
+            if found is not None:
+                return found
+        raise RoomNotFound(room_id)
+
+    async def _by_name(self, name: str) -> api.Room | None:
+        response = await self._transport.call(
+            "ListRooms", self._transport.room.list_rooms(api.ListRoomsRequest(names=[name]))
+        )
+        return next((room for room in response.rooms if room.name == name), None)
+
+    async def _every_room(self) -> list[api.Room]:
+        response = await self._transport.call(
+            "ListRooms", self._transport.room.list_rooms(api.ListRoomsRequest())
+        )
+        return list(response.rooms)

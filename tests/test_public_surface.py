@@ -1,0 +1,68 @@
+"""The contract's public names are pinned, and nothing in the house goes around it.
+
+A rename or a removal in ``aura_livekit_backend.plugin`` breaks third-party plugins:
+it must be a decision (this test and the CHANGELOG change with it), never an accident.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import aura_livekit_backend
+from aura_livekit_backend import plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONTRACT = {
+    "ENTRY_POINT_GROUP", "MAX_DESCRIPTION", "MAX_ROOM_ID", "MAX_TOPIC", "MAX_USER_NAME",
+    "PARTICIPANT_CAP", "PLUGIN_NAME", "ApiError", "ApiKeys", "BearerKeys", "DescriptionText",
+    "ErrorReply", "Event", "IdentityTaken", "Joins", "LiveKitError", "LiveKitGateway",
+    "LiveKitRejected", "LiveKitUnavailable", "Metrics", "Participant", "ParticipantLimit",
+    "ParticipantNotFound", "ParticipantRemoved", "Plugin", "PluginContext",
+    "RequiredTopicText", "RoomCreated", "RoomDeleted", "RoomFull", "RoomIdText", "RoomInfo",
+    "RoomLimitFixed", "RoomNotFound", "RoomPage", "RoomReply", "RoomSnapshot", "RoomUpdated",
+    "Rooms", "Settings", "Ticket", "TokenMinted", "Tokens", "TopicText", "UserNameText",
+    "check_text", "error_body", "error_responses", "failing_to", "iso_ms", "json_body",
+    "json_content", "json_reply", "json_schema", "path_parameter", "path_text",
+    "room_position", "room_reply", "utc_now",
+}  # fmt: skip
+
+
+def test_the_contract_exports_exactly_its_names() -> None:
+    assert set(plugin.__all__) == CONTRACT
+    for name in plugin.__all__:
+        assert getattr(plugin, name).__doc__ or not callable(getattr(plugin, name)), name
+
+
+def test_the_package_exports_the_factory_and_settings() -> None:
+    assert set(aura_livekit_backend.__all__) == {"Settings", "__version__", "create_app"}
+
+
+def _imports_of_the_package(path: Path, package: str) -> set[str]:
+    """Every ``aura_livekit_backend`` module ``path`` (in ``package``) imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: endpoints/x.py's "..plugin"
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                found.add(f"{base}.{node.module}" if node.module else base)
+            elif node.module and node.module.startswith("aura_livekit_backend"):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("aura_livekit_backend"))
+    return found
+
+
+def test_built_in_endpoints_and_our_plugins_use_only_the_contract() -> None:
+    sources = [
+        *(ROOT / "aura_livekit_backend" / "endpoints").glob("*.py"),
+        *(ROOT / "plugins").glob("*/aura_livekit_*/*.py"),
+    ]
+    assert len(sources) >= 6
+    for source in sources:
+        package = "aura_livekit_backend.endpoints"
+        imported = _imports_of_the_package(source, package)
+        # Built-in plugins may share their own request models with each other.
+        siblings = {name for name in imported if name.startswith(package + ".")}
+        assert imported - siblings <= {"aura_livekit_backend.plugin"}, (source, imported)
