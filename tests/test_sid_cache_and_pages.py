@@ -172,7 +172,15 @@ def test_a_listing_is_reused_for_a_moment_and_dropped_on_our_own_changes(
     livekit(livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name="elsewhere")))
     assert client.get("/api/rooms").json["total"] == 2  # someone else's: within the window
     time.sleep(0.35)
-    assert client.get("/api/rooms").json["total"] == 3  # ...and after it
+    # Just past the window: answered from the old listing while a fresh one is taken.
+    assert client.get("/api/rooms").json["total"] == 2
+    deadline = time.monotonic() + 5
+    while client.get("/api/rooms").json["total"] != 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    livekit(livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name="another")))
+    time.sleep(0.65)  # past twice the window: nothing that old is answered
+    assert client.get("/api/rooms").json["total"] == 4
 
 
 def test_callers_meanwhile_share_one_listing_call_and_its_failure(serve, livekit_emulator):

@@ -93,17 +93,33 @@ class SharedListing:
         self._generation = 0
 
     async def snapshot(self) -> RoomSnapshot:
-        """Every room now, or as of at most ``keep_seconds`` ago."""
+        """Every room now, or as of about ``keep_seconds`` ago.
+
+        A snapshot past ``keep_seconds`` is still answered while a fresh one is taken in
+        the background (for one more ``keep_seconds`` at most): with 10,000 rooms the
+        listing takes tens of milliseconds, and no caller should wait for it that a
+        moment-old answer serves as well. A failed refresh drops the snapshot, so the
+        next caller waits and hears the failure.
+        """
         kept = self._snapshot
-        if kept is not None and time.monotonic() - kept[0] < self._keep:
-            return kept[1]
+        if kept is not None:
+            age = time.monotonic() - kept[0]
+            if age < self._keep:
+                return kept[1]
+            if age < 2 * self._keep:
+                self._refresh()
+                return kept[1]
+        return await asyncio.shield(self._refresh())
+
+    def _refresh(self) -> asyncio.Future[RoomSnapshot]:
+        """The listing in flight, started if none is."""
         if self._call is None:
             self._call = asyncio.ensure_future(self._take())
             self._call.add_done_callback(self._finished)
         # Callers arriving meanwhile await the same call and share its fate: with a
         # sick LiveKit each waits one timeout, not one for every caller queued ahead.
-        # Shielded, so a caller that goes away does not cancel it for the others.
-        return await asyncio.shield(self._call)
+        # Shielded by them, so a caller that goes away does not cancel it for the others.
+        return self._call
 
     def forget(self) -> None:
         """A change was made: drop the snapshot, and do not keep one in flight."""
@@ -124,5 +140,6 @@ class SharedListing:
 
     def _finished(self, call: asyncio.Future[RoomSnapshot]) -> None:
         self._call = None
-        if not call.cancelled():
-            call.exception()  # marks it retrieved: every caller may have gone
+        if not call.cancelled() and call.exception() is not None:
+            # Retrieved (every caller may have gone), and never served stale after it.
+            self._snapshot = None
