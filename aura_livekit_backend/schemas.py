@@ -92,8 +92,9 @@ def json_reply(
 class ErrorReply(BaseModel):
     """Every error answer."""
 
-    statusCode: int = Field(examples=[404])
-    message: str = Field(examples=["Failed to join room: Room not found"])
+    # No examples on the fields: each status documents its own (error_responses).
+    statusCode: int
+    message: str
 
 
 class RoomReply(BaseModel):
@@ -136,6 +137,36 @@ _ERROR_MEANINGS = {
 }
 
 
+# One message each status really answers with, as the document's example for it.
+_ERROR_EXAMPLES = {
+    400: "userName is required",
+    401: "a valid API key is required: send Authorization: Bearer <key>",
+    403: "moderation is disabled",
+    404: "Failed to join room: Room not found",
+    409: "Failed to join room: Room is full",
+    502: (
+        "Failed to create room: LiveKit rejected the service's credentials "
+        "(check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"
+    ),
+    503: "Failed to list rooms: LiveKit is unavailable (cannot connect)",
+}
+
+
+def _error_content(status: int) -> dict[str, Any]:
+    content = json_content(ErrorReply)
+    content["application/json"]["example"] = {
+        "statusCode": status,
+        "message": _ERROR_EXAMPLES[status],
+    }
+    return content
+
+
 def error_responses(*statuses: int) -> list[openapi.definitions.Response]:
-    """OpenAPI responses documenting these error statuses, all in the :class:`ErrorReply` shape."""
-    return [json_reply(ErrorReply, status, _ERROR_MEANINGS[status]) for status in statuses]
+    """OpenAPI responses documenting these error statuses, all in the :class:`ErrorReply` shape,
+    each with an example of its own."""
+    return [
+        openapi.definitions.Response(
+            _error_content(status), status=status, description=_ERROR_MEANINGS[status]
+        )
+        for status in statuses
+    ]
