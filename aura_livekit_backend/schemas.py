@@ -152,21 +152,17 @@ _ERROR_EXAMPLES = {
 }
 
 
-def _error_content(status: int) -> dict[str, Any]:
+def _error_reply(status: int, description: str, message: str) -> openapi.definitions.Response:
+    """An error response in the :class:`ErrorReply` shape whose example says ``message``."""
     content = json_content(ErrorReply)
-    content["application/json"]["example"] = {
-        "statusCode": status,
-        "message": _ERROR_EXAMPLES[status],
-    }
-    return content
+    content["application/json"]["example"] = {"statusCode": status, "message": message}
+    return openapi.definitions.Response(content, status=status, description=description)
 
 
 def error_responses(*statuses: int) -> list[openapi.definitions.Response]:
     """OpenAPI responses documenting these error statuses, all in the :class:`ErrorReply` shape,
     each with an example of its own."""
     return [
-        openapi.definitions.Response(
-            _error_content(status), status=status, description=_ERROR_MEANINGS[status]
-        )
+        _error_reply(status, _ERROR_MEANINGS[status], _ERROR_EXAMPLES[status])
         for status in statuses
     ]
