@@ -23,7 +23,7 @@ from sanic.router import Route
 from sanic_ext import openapi
 
 from .errors import ApiError
-from .schemas import ErrorReply, json_content
+from .schemas import error_responses
 
 __all__ = ["API_KEY_SCHEME", "BearerKeys", "install"]
 
@@ -89,7 +89,7 @@ def install(app: Sanic, keys: BearerKeys) -> None:
         API_KEY_SCHEME, "http", scheme="bearer", description="A key from AURA_API_KEYS"
     )
     app.ext.openapi.secured(API_KEY_SCHEME)
-    refused = openapi.response(401, json_content(ErrorReply), "Missing or wrong API key")
+    refused = openapi.response(response=error_responses(401)[0])
     open_routes = set()
     for route in app.router.routes:
         if _guarded(route):

@@ -22,6 +22,7 @@ from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from . import __version__
 from .access import BearerKeys
 from .access import install as install_access
+from .docs_page import install as install_docs_page
 from .errors import JsonErrorHandler
 from .events import SignalEvents
 from .livekit import LiveKit
@@ -93,7 +94,8 @@ def create_app(
     app.config.PROXIES_COUNT = settings.proxies_count
     app.config.OAS = settings.docs
     app.config.OAS_URL_PREFIX = "/docs"
-    app.config.OAS_UI_DEFAULT = "swagger"
+    # sanic-ext's pages load Swagger UI or Redoc from a CDN: ours serves its own (docs_page.py).
+    app.config.OAS_UI_SWAGGER = False
     app.config.OAS_UI_REDOC = False
     # No origin configured: no CORS headers at all, so browsers allow no foreign origin;
     # --dev without a list allows any, for a frontend on another local port.
@@ -110,6 +112,7 @@ def create_app(
         version=__version__,
         description="Creates LiveKit rooms and mints LiveKit access tokens.",
     )
+    install_docs_page(app, title="aura-livekit-backend API")
 
     metrics = Metrics() if settings.metrics else None
     events = SignalEvents(app)

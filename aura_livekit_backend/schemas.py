@@ -93,8 +93,9 @@ def json_reply(
 class ErrorReply(BaseModel):
     """Every error answer."""
 
-    statusCode: int = Field(examples=[404])
-    message: str = Field(examples=["Failed to join room: Room not found"])
+    # No examples on the fields: each status documents its own (error_responses).
+    statusCode: int
+    message: str
 
 
 class RoomReply(BaseModel):
@@ -137,18 +138,42 @@ _ERROR_MEANINGS = {
 }
 
 
+# One message each status really answers with, as the document's example for it.
+_ERROR_EXAMPLES = {
+    400: "userName is required",
+    401: "a valid API key is required: send Authorization: Bearer <key>",
+    403: "moderation is disabled",
+    404: "Failed to join room: Room not found",
+    409: "Failed to join room: Room is full",
+    502: (
+        "Failed to create room: LiveKit rejected the service's credentials "
+        "(check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"
+    ),
+    503: "Failed to list rooms: LiveKit is unavailable (cannot connect)",
+}
+
+
+def _error_reply(status: int, description: str, message: str) -> openapi.definitions.Response:
+    """An error response in the :class:`ErrorReply` shape whose example says ``message``."""
+    content = json_content(ErrorReply)
+    content["application/json"]["example"] = {"statusCode": status, "message": message}
+    return openapi.definitions.Response(content, status=status, description=description)
+
+
 def error_responses(*statuses: int | tuple[int, str]) -> list[openapi.definitions.Response]:
     """OpenAPI responses for error statuses, all in the :class:`ErrorReply` shape.
 
     Each is a status (described as the core describes it, or by its HTTP phrase) or a
     ``(status, description)`` pair for a plugin's own words: ``error_responses(400,
-    (404, "No invite has that code"), (410, "The invite has expired"))``.
+    (404, "No invite has that code"), (410, "The invite has expired"))``. Each carries
+    an example message: the core's for its statuses, else the description.
     """
     responses = []
     for given in statuses:
-        status, description = given if isinstance(given, tuple) else (given, None)
+        status, own = given if isinstance(given, tuple) else (given, None)
         if not 400 <= status <= 599:
             raise ValueError(f"{status} is not an error status")
-        description = description or _ERROR_MEANINGS.get(status) or HTTPStatus(status).phrase
-        responses.append(json_reply(ErrorReply, status, description))
+        description = own or _ERROR_MEANINGS.get(status) or HTTPStatus(status).phrase
+        message = own or _ERROR_EXAMPLES.get(status) or description
+        responses.append(_error_reply(status, description, message))
     return responses

@@ -108,3 +108,85 @@ def test_a_third_party_route_is_guarded_and_documents_its_401(serve) -> None:
     assert "401" in spec["paths"]["/api/hello"]["get"]["responses"]
     assert client.get("/api/hello").status_code == 401
     assert client.get("/api/health").status_code == 200
+
+
+def documented_errors(spec: dict):
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    yield path, method, int(status), response
+
+
+def test_every_documented_error_has_an_example_of_its_own_status(serve) -> None:
+    spec = serve(api_keys="k-0123456789abcdef").get("/docs/openapi.json").json
+    statuses = set()
+    for path, method, status, response in documented_errors(spec):
+        example = response["content"]["application/json"]["example"]
+        assert example["statusCode"] == status, (path, method, status)
+        assert example["message"], (path, method, status)
+        statuses.add(status)
+    assert {400, 401, 404, 409, 502, 503} <= statuses
+    # The messages differ by status: no status borrows another's.
+    examples = {
+        status: response["content"]["application/json"]["example"]["message"]
+        for _, _, status, response in documented_errors(spec)
+    }
+    assert len(set(examples.values())) == len(examples)
+
+
+def _example(spec: dict, path: str, method: str, status: int) -> dict:
+    return spec["paths"][path][method]["responses"][str(status)]["content"]["application/json"][
+        "example"
+    ]
+
+
+def _bad_body(serve, livekit_emulator):
+    return serve(), "post", "/api/room/create", {}
+
+
+def _no_key(serve, livekit_emulator):
+    return serve(api_keys="k-0123456789abcdef"), "get", "/api/rooms", None
+
+
+def _missing_room(serve, livekit_emulator):
+    return serve(), "post", "/api/room/join", {"roomId": "room-1-abcdef", "userName": "u"}
+
+
+def _full_room(serve, livekit_emulator):
+    client = serve()
+    room = client.post("/api/room/create", json={"userName": "host", "maxParticipants": 1}).json
+    livekit_emulator.add_participant(room["roomId"], "host")
+    return client, "post", "/api/room/join", {"roomId": room["roomId"], "userName": "u"}
+
+
+def _rejected_credentials(serve, livekit_emulator):
+    client = serve(livekit_api_secret="a-wrong-secret-of-plenty-of-bytes-xyz")
+    return client, "post", "/api/room/create", {"userName": "u"}
+
+
+def _livekit_down(serve, livekit_emulator):
+    client = serve()
+    livekit_emulator.stop()
+    return client, "get", "/api/rooms", None
+
+
+@pytest.mark.parametrize(
+    ("status", "situation"),
+    [
+        (400, _bad_body),
+        (401, _no_key),
+        (404, _missing_room),
+        (409, _full_room),
+        (502, _rejected_credentials),
+        (503, _livekit_down),
+    ],
+)
+def test_each_error_example_is_what_the_route_answers(
+    serve, livekit_emulator, status, situation
+) -> None:
+    client, method, path, body = situation(serve, livekit_emulator)
+    spec = client.get("/docs/openapi.json").json
+    response = client.request(method, path, **({"json": body} if body is not None else {}))
+    assert response.status_code == status
+    assert response.json == _example(spec, path, method, status)
