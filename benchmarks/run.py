@@ -62,6 +62,20 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: Worker CPU (user + system) per answered request, ms; 0 where not measured.
+    cpu_ms: float = 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(value: str) -> float:
@@ -287,9 +301,14 @@ def main() -> None:
                 ("GET /rooms?limit=100, 1 client", f"{base}/rooms?limit=100", None, 1),
                 ("GET /rooms (all), 1 client", f"{base}/rooms", None, 1),
             ]
+            pids = worker_pids(service.pid)
             for name, url, script, *alone in runs:
+                used = cpu_seconds(pids)
                 load = wrk(url, duration, alone[0] if alone else connections, script)
-                results.append(Result(name, rooms, workers, *load))
+                used = cpu_seconds(pids) - used
+                answered = load[0] * duration
+                cpu = used * 1000 / answered if answered else 0.0
+                results.append(Result(name, rooms, workers, *load, cpu_ms=cpu))
             sizes = [rss_kib(pid) for pid in worker_pids(service.pid)]
             notes.append(
                 f"{rooms} rooms, {workers} worker(s): first answer {startup:.2f} s after start; "
@@ -300,12 +319,13 @@ def main() -> None:
             stop(emulator)
 
     print(f"\nwrk -t2 -c{connections} -d{duration}s on {os.cpu_count()} cores\n")
-    print("| what | rooms | workers | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| what | rooms | workers | req/s | p50 ms | p99 ms | errors | worker CPU ms/req |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms else "-"
         print(
             f"| {r.name} | {r.rooms} | {r.workers or '-'} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-            f"{r.p99_ms:.2f} | {r.errors} |"
+            f"{r.p99_ms:.2f} | {r.errors} | {cpu} |"
         )
     print()
     for note in notes:

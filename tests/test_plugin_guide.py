@@ -105,3 +105,33 @@ def test_the_guides_plugin_settings_fail_in_one_line(installed, aura_settings, m
         "plugin 'invites' (acme-invites 1.0) is misconfigured: "
         "AURA_INVITES_MAX_USES: Input should be greater than or equal to 1"
     )
+
+
+# The guide's minimal example as 0.1 printed it, word for word: a plugin written
+# against the first contract (ctx.livekit, failing_to) must keep working.
+GUIDE_0_1 = """
+from sanic import json
+
+from aura_livekit_backend.plugin import Plugin, PluginContext, failing_to
+
+
+def setup(ctx: PluginContext) -> None:
+    @ctx.blueprint.get("/room/<room_id:str>/topic")
+    async def topic(request, room_id: str):
+        with failing_to("get room"):
+            room = await ctx.livekit.get_room(room_id)
+        return json({"roomId": room.name, "topic": room.topic})
+
+
+plugin = Plugin(setup=setup, description="The topic of a room, and nothing else.")
+"""
+
+
+def test_a_plugin_written_against_the_first_guide_still_runs(site, aura_client) -> None:
+    site.install("acme-topic", {"topic": "acme_topic:plugin"}, {"acme_topic": GUIDE_0_1})
+    client = aura_client()
+    room = client.post("/api/room/create", json={"userName": "a", "roomTopic": "T"}).json
+    answer = client.get(f"/api/room/{room['roomId']}/topic")
+    assert answer.json == {"roomId": room["roomId"], "topic": "T"}
+    missing = client.get("/api/room/room-1-nope00/topic")
+    assert missing.json == {"statusCode": 404, "message": "Failed to get room: Room not found"}

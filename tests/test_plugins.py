@@ -160,3 +160,18 @@ def test_plugins_reach_settings_and_the_shared_livekit_gateway(serve, make_setti
     livekit = client.app.ctx.livekit
     assert (ctx.rooms, ctx.tokens, ctx.joins) == (livekit.rooms, livekit.tokens, livekit.joins)
     assert ctx.livekit is livekit.gateway
+
+
+def test_the_listing_names_metrics_as_the_metrics_plugins_route(make_settings) -> None:
+    import io
+
+    from aura_livekit_backend.cli import list_plugins
+
+    out = io.StringIO()
+    assert list_plugins(make_settings(), out=out) == 0
+    listing = out.getvalue()
+    metrics = listing.split("metrics  ", 1)[1].split("\nrooms  ", 1)[0]
+    assert "GET     /metrics" in metrics
+    off = io.StringIO()
+    list_plugins(make_settings(metrics=False), out=off)
+    assert "GET     /metrics" not in off.getvalue()
