@@ -18,9 +18,9 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from sanic import Request, Sanic
-from sanic.router import Route
+from sanic import DefaultSanic, Request
 from sanic_ext import openapi
+from sanic_routing import Route
 
 from .errors import ApiError
 from .schemas import error_responses
@@ -77,7 +77,7 @@ def _guarded(route: Route) -> bool:
     ]
 
 
-def install(app: Sanic, keys: BearerKeys) -> None:
+def install(app: DefaultSanic, keys: BearerKeys) -> None:
     """Require one of ``keys`` on every route but the exempt ones (nothing when empty).
 
     Call it once every plugin's routes are on ``app``: it reads which are open then,
@@ -90,7 +90,7 @@ def install(app: Sanic, keys: BearerKeys) -> None:
     )
     app.ext.openapi.secured(API_KEY_SCHEME)
     refused = openapi.response(response=error_responses(401)[0])
-    open_routes = set()
+    open_routes: set[tuple[str, str]] = set()
     for route in app.router.routes:
         if _guarded(route):
             refused(route.handler)
@@ -98,7 +98,9 @@ def install(app: Sanic, keys: BearerKeys) -> None:
             open_routes.update((route.path, method) for method in route.methods)
 
     # After the request id (priority 1000), so a 401 carries one like any answer.
-    @app.on_request(priority=900)
+    # (app.middleware("request"): app.on_request's own annotations misread a call
+    # with only a priority.)
+    @app.middleware("request", priority=900)
     async def require_api_key(request: Request) -> None:
         route = request.route
         if request.method == "OPTIONS" or route is None:

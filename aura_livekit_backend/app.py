@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import partial
 
 import orjson
-from sanic import Sanic
+from sanic import DefaultSanic, Sanic
 from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.builders import SpecificationBuilder
@@ -61,7 +61,7 @@ def create_app(
     settings: Settings | Namespace | None = None,
     *,
     plugins: Mapping[str, Plugin] | None = None,
-) -> Sanic:
+) -> DefaultSanic:
     """Build the service's Sanic app.
 
     ``settings``: the settings to run with; read from the environment when omitted.
@@ -126,11 +126,11 @@ def create_app(
     install_access(app, BearerKeys(key.get_secret_value() for key in settings.api_keys))
 
     @app.before_server_start
-    async def open_livekit(app: Sanic) -> None:
+    async def open_livekit(app: DefaultSanic) -> None:
         await livekit.open()
 
     @app.after_server_stop
-    async def close_livekit(app: Sanic) -> None:
+    async def close_livekit(app: DefaultSanic) -> None:
         await livekit.close()
 
     return app

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import SecretStr
 from sanic import Sanic
@@ -84,7 +85,7 @@ def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
     return LiveKitEmulator(settings.livekit_api_key or "", secret, port=free_port())
 
 
-def list_plugins(settings: Settings, out=sys.stdout) -> int:
+def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
     # The same parts a worker gets (built, never opened), so every route shows: the
     # metrics plugin's /metrics needs metrics to exist.
@@ -136,7 +137,7 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
             "and mint tokens"
         )
     if settings.metrics_port is not None and settings.metrics:
-        _serve_metrics(settings)
+        _serve_metrics(settings, settings.metrics_port)
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers, motd=False)
     Sanic.serve(primary=app, app_loader=loader)
 
@@ -156,20 +157,20 @@ def _metrics_directory() -> Iterator[None]:
             stale.unlink()
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="aura-metrics-") as path:
-        os.environ[MULTIPROC_ENV] = path
+    with tempfile.TemporaryDirectory(prefix="aura-metrics-") as temporary:
+        os.environ[MULTIPROC_ENV] = temporary
         try:
             yield
         finally:
             del os.environ[MULTIPROC_ENV]
 
 
-def _serve_metrics(settings: Settings) -> None:
-    """Serve /metrics from the main process on its own port, summing every worker."""
+def _serve_metrics(settings: Settings, port: int) -> None:
+    """Serve /metrics from the main process on ``port``, summing every worker."""
     from prometheus_client import start_http_server
 
-    start_http_server(settings.metrics_port, addr=settings.host, registry=multiprocess_registry())
-    logger.info("metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
+    start_http_server(port, addr=settings.host, registry=multiprocess_registry())
+    logger.info("metrics on http://%s:%s/metrics", settings.host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from functools import cache
 from html import escape
 from pathlib import Path
 
-from sanic import HTTPResponse, Request, Sanic
+from sanic import DefaultSanic, HTTPResponse, Request
 from sanic.exceptions import NotFound
 
 __all__ = ["CONTENT_SECURITY_POLICY", "SWAGGER_UI_VERSION", "install"]
@@ -117,7 +117,7 @@ def _page(title: str, spec_url: str, assets_url: str) -> str:
 """
 
 
-def install(app: Sanic, *, title: str) -> None:
+def install(app: DefaultSanic, *, title: str) -> None:
     """Serve the ``/docs`` page (titled ``title``) and its assets on ``app``, when its
     OpenAPI document is on.
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from sanic import Sanic
+from sanic import DefaultSanic
 
 from .livekit.models import RoomInfo
 
@@ -137,7 +137,7 @@ def subscriber(name: str, handler: Subscriber) -> Callable[..., Awaitable[None]]
 class SignalEvents:
     """Emits events on an app's signal bus, for the names someone subscribed to."""
 
-    def __init__(self, app: Sanic) -> None:
+    def __init__(self, app: DefaultSanic) -> None:
         """Emit on ``app``; :meth:`listen_to` says which names have subscribers."""
         self._app = app
         self._names: frozenset[str] = frozenset()

@@ -65,7 +65,9 @@ _TEXT = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(me
 
 def log_config(settings: Settings) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for Sanic's loggers and ours, in the chosen format."""
-    formatter = {"()": JsonFormatter} if settings.log_format == "json" else {"format": _TEXT}
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter} if settings.log_format == "json" else {"format": _TEXT}
+    )
 
     def handler(stream: Any) -> dict[str, Any]:
         return {

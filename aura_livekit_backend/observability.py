@@ -12,7 +12,8 @@ import os
 import re
 import time
 
-from sanic import HTTPResponse, Request, Sanic
+from sanic import DefaultSanic, Request
+from sanic.response import BaseHTTPResponse
 
 from .logs import ACCESS_LOGGER, request_id
 from .metrics import Metrics
@@ -32,10 +33,12 @@ def _route(request: Request) -> str:
     return "/" + request.route.path if request.route else "unmatched"
 
 
-def install(app: Sanic, settings: Settings, metrics: Metrics | None) -> None:
+def install(app: DefaultSanic, settings: Settings, metrics: Metrics | None) -> None:
     """Register the middleware that ids, logs and counts every request."""
 
-    @app.on_request(priority=1000)
+    # app.middleware("request"/"response"), which sanic types, not app.on_request/
+    # on_response, whose annotations misread a call with only a priority.
+    @app.middleware("request", priority=1000)
     async def begin(request: Request) -> None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
         rid = given if _SANE_ID.fullmatch(given) else os.urandom(16).hex()
@@ -43,8 +46,8 @@ def install(app: Sanic, settings: Settings, metrics: Metrics | None) -> None:
         request.ctx.started = time.perf_counter()
         request_id.set(rid)
 
-    @app.on_response(priority=-1000)
-    async def end(request: Request, response: HTTPResponse) -> None:
+    @app.middleware("response", priority=-1000)
+    async def end(request: Request, response: BaseHTTPResponse) -> None:
         rid = getattr(request.ctx, "request_id", None)
         if rid is None:
             # Refused before any middleware ran (no route): id it now.

@@ -40,6 +40,7 @@ Errors: raise :class:`ApiError` for the client's mistakes and wrap LiveKit calls
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -219,7 +220,8 @@ class Rooms(Protocol):
         :class:`RoomDeleted`."""
         ...
 
-    async def participants(self, room_id: str) -> tuple[RoomInfo, list[Participant]]:
+    # builtins.list: in this class, a bare `list` is the method above.
+    async def participants(self, room_id: str) -> tuple[RoomInfo, builtins.list[Participant]]:
         """The room and everyone in it, in order of joining."""
         ...
 

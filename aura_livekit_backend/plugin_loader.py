@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from sanic import Blueprint, Sanic
+from sanic import Blueprint, DefaultSanic
 
 from .livekit import LiveKit
 from .metrics import Metrics
@@ -101,9 +101,14 @@ def discover() -> list[PluginSource]:
 def given(plugins: Mapping[str, Plugin]) -> list[PluginSource]:
     """Plugins handed to the app factory directly (tests), in the order given."""
     return [
-        PluginSource(name=name, distribution=GIVEN, version="", load=lambda p=plugin: p)
+        PluginSource(name=name, distribution=GIVEN, version="", load=_returning(plugin))
         for name, plugin in plugins.items()
     ]
+
+
+def _returning(plugin: Plugin) -> Callable[[], Plugin]:
+    # A closure per plugin: a lambda in the comprehension would see only the last one.
+    return lambda: plugin
 
 
 def select(sources: Iterable[PluginSource], settings: Settings) -> list[tuple[PluginSource, bool]]:
@@ -216,7 +221,7 @@ def set_up(
 
 
 def mount_plugins(
-    app: Sanic, sources: Iterable[PluginSource], settings: Settings, services: Services
+    app: DefaultSanic, sources: Iterable[PluginSource], settings: Settings, services: Services
 ) -> list[MountedPlugin]:
     """Set up every enabled plugin and register its routes on ``app``, refusing clashes."""
     mounted = []

@@ -73,7 +73,9 @@ def json_schema(
     it answers.
     """
     raw = model.model_json_schema(mode=mode)
-    return _openapi_30(raw, raw.pop("$defs", {}))
+    # An object in, an object out: _openapi_30 keeps a node's kind.
+    schema: dict[str, Any] = _openapi_30(raw, raw.pop("$defs", {}))
+    return schema
 
 
 def json_content(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -325,7 +325,11 @@ def read_plugin_settings(model: type[S], plugin: str) -> S:
         f"{_ENV_PREFIX}{plugin.upper().replace('-', '_')}_"
     )
     config = {"env_prefix": prefix, "env_file": ".env", "extra": "ignore"}
-    configured = type(model.__name__, (model,), {"model_config": {**model.model_config, **config}})
+    # A subclass of model made at run time: type() says only "a class".
+    configured = cast(
+        "type[S]",
+        type(model.__name__, (model,), {"model_config": {**model.model_config, **config}}),
+    )
     try:
         # An instance of a subclass: isinstance(…, model) holds, as the plugin expects.
         return configured()

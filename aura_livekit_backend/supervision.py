@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 
-from sanic import Sanic
+from sanic import DefaultSanic
 
 __all__ = ["MAX_RESTARTS", "WINDOW_SECONDS", "WorkerWatch", "install"]
 
@@ -30,7 +30,7 @@ WINDOW_SECONDS = 60.0
 class WorkerWatch:
     """A thread in Sanic's main process that restarts failed workers."""
 
-    def __init__(self, app: Sanic, interval: float = 1.0) -> None:
+    def __init__(self, app: DefaultSanic, interval: float = 1.0) -> None:
         """Watch ``app``'s workers every ``interval`` seconds once :meth:`start` is called."""
         self._app = app
         self._interval = interval
@@ -83,14 +83,14 @@ class WorkerWatch:
             manager.monitor_publisher.send(process.name)
 
 
-def install(app: Sanic) -> None:
+def install(app: DefaultSanic) -> None:
     """Run a :class:`WorkerWatch` in ``app``'s main process while it serves."""
     watch = WorkerWatch(app)
 
     @app.main_process_ready
-    async def watch_workers(app: Sanic) -> None:
+    async def watch_workers(app: DefaultSanic) -> None:
         watch.start()
 
     @app.main_process_stop
-    async def stop_watching(app: Sanic) -> None:
+    async def stop_watching(app: DefaultSanic) -> None:
         watch.stop()

@@ -113,7 +113,9 @@ def _text_schema(limit: int, *, required: bool, multiline: bool) -> dict[str, An
     return {"minLength": 1 if required else 0, "maxLength": limit, "pattern": pattern}
 
 
-def _text_rule(limit: int, *, required: bool = False, multiline: bool = False) -> AfterValidator:
+def _text_check(
+    limit: int, *, required: bool = False, multiline: bool = False
+) -> Callable[[str], str]:
     def check(value: str) -> str:
         if required and not value.strip():
             raise ValueError("must not be empty or blank")
@@ -121,7 +123,11 @@ def _text_rule(limit: int, *, required: bool = False, multiline: bool = False) -
             raise ValueError(f"must be at most {limit} characters")
         return check_text(value, multiline=multiline)
 
-    return AfterValidator(check)
+    return check
+
+
+def _text_rule(limit: int, *, required: bool = False, multiline: bool = False) -> AfterValidator:
+    return AfterValidator(_text_check(limit, required=required, multiline=multiline))
 
 
 def _participant_limit(value: int, info: ValidationInfo) -> int:
@@ -158,7 +164,7 @@ ParticipantLimit = Annotated[
 def path_text(name: str, value: str, limit: int = MAX_ROOM_ID) -> str:
     """A path parameter checked like :data:`RoomIdText`, or a 400 naming it."""
     try:
-        return _text_rule(limit, required=True).func(value)
+        return _text_check(limit, required=True)(value)
     except ValueError as exc:
         raise ApiError(400, f"{name}: {exc}") from None
 

@@ -7,6 +7,7 @@ it must be a decision (this test and the CHANGELOG change with it), never an acc
 from __future__ import annotations
 
 import ast
+from importlib.resources import files
 from pathlib import Path
 
 import aura_livekit_backend
@@ -66,3 +67,9 @@ def test_built_in_endpoints_and_our_plugins_use_only_the_contract() -> None:
         # Built-in plugins may share their own request models with each other.
         siblings = {name for name in imported if name.startswith(package + ".")}
         assert imported - siblings <= {"aura_livekit_backend.plugin"}, (source, imported)
+
+
+def test_the_core_and_the_moderation_plugin_ship_py_typed() -> None:
+    # Under tox both are the installed wheels: this checks what users install.
+    for package in ("aura_livekit_backend", "aura_livekit_moderation"):
+        assert files(package).joinpath("py.typed").is_file(), package

@@ -7,6 +7,7 @@ a sid is resolved through the worker's :class:`~.sids.SidCache`, confirmed by na
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import string
@@ -248,7 +249,8 @@ class Rooms:
         )
         return next((room for room in response.rooms if room.name == name), None)
 
-    async def _every_room(self) -> list[api.Room]:
+    # builtins.list: in this class, a bare `list` is the method above.
+    async def _every_room(self) -> builtins.list[api.Room]:
         response = await self._transport.call(
             "ListRooms", self._transport.room.list_rooms(api.ListRoomsRequest())
         )

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from sanic import Sanic
+from sanic import DefaultSanic
 from sanic_testing.reusable import ReusableClient
 
 from .emulator import free_port
@@ -29,11 +29,12 @@ class ServiceClient:
     def __init__(self, reusable: ReusableClient) -> None:
         """Wrap a running sanic-testing ``ReusableClient``."""
         self._client = reusable
-        self.app: Sanic = reusable.app
+        self.app: DefaultSanic = reusable.app
         self.url = f"http://{reusable.host}:{reusable.port}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request; ``kwargs`` are httpx's (``json=``, ``headers=``, ``content=``)."""
+        response: httpx.Response
         _, response = self._client.request(path, http_method=method.upper(), **kwargs)
         return response
 
@@ -59,7 +60,7 @@ class ServiceClient:
 
 
 @contextmanager
-def serving(app: Sanic) -> Iterator[ServiceClient]:
+def serving(app: DefaultSanic) -> Iterator[ServiceClient]:
     """Run ``app``'s listeners and server on 127.0.0.1 until the block ends."""
     app.config.MOTD = False
     loop = asyncio.new_event_loop()

@@ -35,6 +35,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from aiohttp import web
@@ -191,7 +192,6 @@ class LiveKitEmulator:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class LiveKitEmulator:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                loop.run_until_complete(self._serve())
+                runner = loop.run_until_complete(self._serve())
             except BaseException as exc:
                 failure.append(exc)
                 ready.set()
@@ -222,7 +222,7 @@ class LiveKitEmulator:
                 return
             ready.set()
             loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(runner.cleanup())
             loop.run_until_complete(_cancel_the_rest())
             loop.close()
 
@@ -234,7 +234,7 @@ class LiveKitEmulator:
             raise failure[0]
         return self
 
-    async def _serve(self) -> None:
+    async def _serve(self) -> web.AppRunner:
         app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
         app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
         # Not LiveKit's: lets a person (or a test in another process) stand in for
@@ -242,11 +242,12 @@ class LiveKitEmulator:
         app.router.add_post("/_emulator/rooms/{room}/participants", self._http_join)
         app.router.add_delete("/_emulator/rooms/{room}/participants/{identity}", self._http_leave)
         # A stalled call must not hold up stop() for its 30 s.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # the port 0 became
+        self.port = runner.addresses[0][1]  # the port 0 became
+        return runner
 
     def stop(self) -> None:
         """Stop serving (connections are refused from now on); rooms are kept."""
@@ -306,8 +307,9 @@ class LiveKitEmulator:
         """``identity`` leaves ``room`` (the departure timeout starts when it empties)."""
         with self._lock:
             state = self._live_room(room)
-            left = state is not None and state.participants.pop(identity, None) is not None
-            if left and not state.participants:
+            if state is None or state.participants.pop(identity, None) is None:
+                return
+            if not state.participants:
                 state.emptied_at = self.clock()
 
     def fail(self, method: str, code: str | None, msg: str = "emulated failure") -> None:
@@ -478,7 +480,7 @@ class LiveKitEmulator:
             return fault.response()
         return self._encode(answer, content_type)
 
-    def _verify(self, header: str) -> dict | None:
+    def _verify(self, header: str) -> dict[str, Any] | None:
         scheme, _, token = header.partition(" ")
         if scheme != "Bearer" or not token:
             return None
@@ -550,11 +552,13 @@ class LiveKitEmulator:
         return room
 
     @staticmethod
-    def _require(grants: dict, grant: str, room: str | None = None) -> None:
+    def _require(grants: dict[str, Any], grant: str, room: str | None = None) -> None:
         if not grants.get(grant) or (room is not None and grants.get("room") != room):
             raise TwirpFault("permission_denied", "permissions denied")
 
-    def _rpc_create_room(self, message: room_pb.CreateRoomRequest, grants: dict) -> models.Room:
+    def _rpc_create_room(
+        self, message: room_pb.CreateRoomRequest, grants: dict[str, Any]
+    ) -> models.Room:
         self._require(grants, "roomCreate")
         if not message.name:
             raise TwirpFault("invalid_argument", "room name is required")
@@ -580,7 +584,7 @@ class LiveKitEmulator:
         return self._snapshot(self._rooms[message.name])
 
     def _rpc_list_rooms(
-        self, message: room_pb.ListRoomsRequest, grants: dict
+        self, message: room_pb.ListRoomsRequest, grants: dict[str, Any]
     ) -> room_pb.ListRoomsResponse:
         self._require(grants, "roomList")
         if message.names:
@@ -591,7 +595,7 @@ class LiveKitEmulator:
         return room_pb.ListRoomsResponse(rooms=rooms)
 
     def _rpc_delete_room(
-        self, message: room_pb.DeleteRoomRequest, grants: dict
+        self, message: room_pb.DeleteRoomRequest, grants: dict[str, Any]
     ) -> room_pb.DeleteRoomResponse:
         self._require(grants, "roomCreate")
         if self._live_room(message.room) is None:
@@ -600,7 +604,7 @@ class LiveKitEmulator:
         return room_pb.DeleteRoomResponse()
 
     def _rpc_update_room_metadata(
-        self, message: room_pb.UpdateRoomMetadataRequest, grants: dict
+        self, message: room_pb.UpdateRoomMetadataRequest, grants: dict[str, Any]
     ) -> models.Room:
         self._require(grants, "roomAdmin", message.room)
         state = self._live_room(message.room)
@@ -612,7 +616,7 @@ class LiveKitEmulator:
         return self._snapshot(state)
 
     def _rpc_list_participants(
-        self, message: room_pb.ListParticipantsRequest, grants: dict
+        self, message: room_pb.ListParticipantsRequest, grants: dict[str, Any]
     ) -> room_pb.ListParticipantsResponse:
         self._require(grants, "roomAdmin", message.room)
         state = self._live_room(message.room)
@@ -620,7 +624,7 @@ class LiveKitEmulator:
         return room_pb.ListParticipantsResponse(participants=participants)
 
     def _rpc_get_participant(
-        self, message: room_pb.RoomParticipantIdentity, grants: dict
+        self, message: room_pb.RoomParticipantIdentity, grants: dict[str, Any]
     ) -> models.ParticipantInfo:
         self._require(grants, "roomAdmin", message.room)
         state = self._live_room(message.room)
@@ -629,7 +633,7 @@ class LiveKitEmulator:
         return state.participants[message.identity]
 
     def _rpc_remove_participant(
-        self, message: room_pb.RoomParticipantIdentity, grants: dict
+        self, message: room_pb.RoomParticipantIdentity, grants: dict[str, Any]
     ) -> room_pb.RemoveParticipantResponse:
         self._require(grants, "roomAdmin", message.room)
         state = self._live_room(message.room)

@@ -104,7 +104,7 @@ class ServiceProcesses:
             "LIVEKIT_API_SECRET": livekit_secret,
             **(env or {}),
         }
-        self._processes: list[tuple[subprocess.Popen, IO[str]]] = []
+        self._processes: list[tuple[subprocess.Popen[str], IO[str]]] = []
         #: Everything the service printed, once stopped.
         self.service_log = ""
         #: The emulator's closing report: its calls and the faults it served.
