@@ -169,8 +169,9 @@ class StrictRequest(Request):
             _check_head(head, headers, version)
         else:
             # Without a head this is Sanic's stand-in for answering an error that came
-            # before any request existed. It reuses the target that failed, so it must
-            # not fail on it again: that would leave the client with no answer.
+            # before any request existed (or a request an ASGI server parsed). The
+            # stand-in reuses the target that failed, so it must not fail on it again:
+            # that would leave the client with no answer and the log with a traceback.
             url_bytes = _printable(url_bytes)
         try:
             super().__init__(url_bytes, headers, version, method, transport, app, head, stream_id)

@@ -226,6 +226,14 @@ def test_a_control_byte_in_the_target_is_a_400_and_logs_nothing(serve, caplog) -
     assert not quiet(caplog)
 
 
+@pytest.mark.parametrize("target", [b"http://a:b:c/", b"http://[::1/", b"http://a:99999999/"])
+def test_a_target_the_url_parser_refuses_is_a_400_and_logs_nothing(serve, target, caplog) -> None:
+    # Printable, but httptools refuses it: Sanic parsed it again to answer, and failed.
+    answer = exchange(serve(), request(target=target))
+    assert_error(answer, 400, f"Bad URL: {target.decode()}")
+    assert not quiet(caplog)
+
+
 # -- framing a proxy in front may read differently ---------------------------------------
 
 BODY = b'{"userName":"u"}'  # 16 bytes: 0x10
