@@ -267,8 +267,9 @@ class ConnectionGuard:
         if now - self._reported < SHED_REPORT_SECONDS:
             return
         logger.warning(
-            "connection limit reached (AURA_MAX_CONNECTIONS=%d in this worker): "
-            "%d idle connections closed and %d new ones refused since the last report",
+            "connection limit reached (AURA_MAX_CONNECTIONS=%d in this worker): each new "
+            "connection closes the longest-idle one, or is refused if none is idle "
+            "(since the last report: %d closed, %d refused)",
             self.limit,
             self._closed_idle,
             self._refused,
