@@ -39,12 +39,27 @@ def _digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
 
 
+def _octets(text: str) -> bytes:
+    """``text`` as the bytes it came from, whatever they were.
+
+    Sanic decodes header values as UTF-8 with ``surrogateescape``, so a byte that is not
+    UTF-8 (``Bearer \\xff``) arrives as a lone surrogate, which plain ``encode()``
+    refuses. Encoding back the same way gives exactly the bytes the client sent; bytes
+    that are not UTF-8 match no key written as text, so such a caller is refused (401).
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A surrogate no decoder made (a caller's own string): still some bytes.
+        return text.encode("utf-8", "surrogatepass")
+
+
 class BearerKeys:
     """A set of keys a caller presents as ``Authorization: Bearer <key>``."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         """Accept any of ``keys``; empty strings are ignored."""
-        self._digests = tuple(_digest(key.encode()) for key in keys if key)
+        self._digests = tuple(_digest(_octets(key)) for key in keys if key)
 
     def __bool__(self) -> bool:
         """True when at least one key is configured."""
@@ -57,7 +72,7 @@ class BearerKeys:
         key came close.
         """
         scheme, _, given = (authorization or "").partition(" ")
-        presented = _digest(given.strip().encode())
+        presented = _digest(_octets(given.strip()))
         matched = False
         for digest in self._digests:
             matched |= hmac.compare_digest(presented, digest)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import partial
 
 import orjson
-from sanic import DefaultSanic, Sanic
+from sanic import DefaultSanic
 from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.builders import SpecificationBuilder
@@ -25,6 +25,8 @@ from .access import install as install_access
 from .docs_page import install as install_docs_page
 from .errors import JsonErrorHandler
 from .events import SignalEvents
+from .http_limits import GuardedSanic
+from .http_limits import install as install_http_limits
 from .livekit import LiveKit
 from .logs import log_config
 from .metrics import Metrics
@@ -76,7 +78,8 @@ def create_app(
     # requirement or scheme would outlive this app into the next one built here.
     SpecificationBuilder.reset()
     number = next(_app_numbers)
-    app = Sanic(
+    # Strict HTTP/1.1 reading, request deadlines and a connection cap (http_limits.py).
+    app = GuardedSanic(
         APP_NAME if number == 0 else f"{APP_NAME}_{number}",
         error_handler=JsonErrorHandler(),
         # orjson: 2 ms instead of 24 ms to encode 10,000 rooms (benchmarks/rooms_breakdown.py).
@@ -85,6 +88,7 @@ def create_app(
     )
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    install_http_limits(app, settings)
     # Our own access line (observability.py) carries the request id; Sanic's would not.
     app.config.ACCESS_LOG = False
     app.config.FORWARDED_SECRET = (

@@ -275,6 +275,30 @@ class Settings(BaseSettings):
         """True when the secret is shorter than HMAC-SHA256 wants."""
         return len(self._secret().encode()) < MIN_SECRET_BYTES
 
+    # How long and how many connections a client may hold (http_limits.py).
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a request's line, headers and body may take to arrive, from its "
+        "first byte (a new connection's first request: from when it opens), however slowly "
+        "they trickle in; later is a 408.",
+    )
+    keep_alive_timeout: float = Field(
+        75.0,
+        gt=0,
+        le=3600,
+        description="Seconds an idle connection is kept between requests; keep it above the "
+        "idle timeout of a load balancer in front.",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Open connections per worker; at the cap the longest-idle one is closed, "
+        "or the new one answered 503 if none is idle. Default: the open-file limit less 256 "
+        "(at most 10,000).",
+    )
+
 
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
