@@ -112,4 +112,7 @@ class JsonErrorHandler(ErrorHandler):
             if request is not None:
                 self.log(request, exception)
             message = "Internal server error"
+        # A message may quote bytes a client sent that are not UTF-8 (surrogates once
+        # decoded); JSON cannot carry them, and failing here would be a bare 500.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         return json(error_body(status, message), status=status, headers=headers)

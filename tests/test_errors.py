@@ -102,3 +102,12 @@ def test_every_405_names_the_allowed_methods(serve, method, path, allowed) -> No
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == allowed
     assert response.json["statusCode"] == 405
+
+
+def test_a_message_quoting_bytes_that_are_not_utf8_is_still_json() -> None:
+    from aura_livekit_backend.errors import JsonErrorHandler
+
+    # Sanic decodes undecodable header bytes as surrogates; a message may quote them.
+    answer = JsonErrorHandler().default(None, ApiError(400, "bad header: \udcff"))
+    assert answer.status == 400
+    assert answer.body == b'{"statusCode":400,"message":"bad header: \\\\udcff"}'
