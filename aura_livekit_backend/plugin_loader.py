@@ -16,6 +16,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from sanic import Blueprint, Sanic
 
+from .auth.gate import Gate
 from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
@@ -66,6 +67,8 @@ class Services:
 
     livekit: LiveKit
     metrics: Metrics | None = None
+    #: Authentication, rate limits and policies; ``ctx.add_policy`` adds to its policies.
+    gate: Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ def set_up(
         joins=livekit.joins,
         livekit=livekit.gateway,
         metrics=services.metrics,
+        **({"policies": services.gate.policies} if services.gate is not None else {}),
     )
     try:
         plugin.setup(context)
