@@ -35,6 +35,31 @@ from aura_livekit_backend.testing.processes import worker_pids
 AUDIENCE = "aura-benchmark"
 
 
+def verify_alone(issuer: DevIssuer, kid: str, count: int = 2000) -> float:
+    """CPU ms of one verification in this process, the key cache warm."""
+    from aura_livekit_backend.auth.jwks import KeySet
+    from aura_livekit_backend.auth.verify import Verifier
+    from aura_livekit_backend.settings import Settings
+
+    settings = Settings(_env_file=None, auth="jwt", auth_issuer=issuer.url, auth_audience=AUDIENCE)
+
+    async def measure() -> float:
+        keys = KeySet(issuer=issuer.url, jwks_url=issuer.jwks_url, timeout=3)
+        await keys.open()
+        try:
+            verifier = Verifier(settings, keys)
+            token = issuer.token("bench-user", kid=kid)
+            await verifier.verify(token)  # warm
+            began = time.process_time()
+            for _ in range(count):
+                await verifier.verify(token)
+            return (time.process_time() - began) * 1000 / count
+        finally:
+            await keys.close()
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
@@ -75,6 +100,7 @@ def main() -> None:
         ),
     ]
     rows = []
+    alone = {kid: verify_alone(issuer, kid) for kid in ("rsa", "ec")}
     try:
         for mode, env, headers in modes:
             port = free_port()
@@ -132,6 +158,10 @@ def main() -> None:
         print(
             f"| {route} | {mode} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {errors} | {cpu_ms:.3f} |"
         )
+    print(
+        f"\nOne verification alone, warm key cache, in-process: RS256 {alone['rsa']:.3f} ms, "
+        f"ES256 {alone['ec']:.3f} ms of CPU"
+    )
 
 
 if __name__ == "__main__":
