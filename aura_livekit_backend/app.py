@@ -20,8 +20,8 @@ from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
 from . import __version__
-from .access import BearerKeys
 from .access import install as install_access
+from .auth.gate import Gate
 from .docs_page import install as install_docs_page
 from .errors import JsonErrorHandler
 from .events import SignalEvents
@@ -108,7 +108,8 @@ def create_app(
     app.config.CORS_ORIGINS = ",".join(origins)
     # Named, not "*": the Fetch standard never lets "*" cover Authorization (API keys).
     app.config.CORS_ALLOW_HEADERS = "authorization,content-type,x-request-id"
-    app.config.CORS_EXPOSE_HEADERS = "x-request-id"
+    # Retry-After and WWW-Authenticate are not CORS-safelisted: a page reads them only so.
+    app.config.CORS_EXPOSE_HEADERS = "x-request-id,retry-after,www-authenticate"
     # Only what we use: dependency injection would dispatch a signal on every request.
     Extend(app, extensions=[HTTPExtension, OpenAPIExtension], built_in_extensions=False)
     app.ext.openapi.describe(
@@ -120,14 +121,16 @@ def create_app(
 
     metrics = Metrics() if settings.metrics else None
     events = SignalEvents(app)
-    livekit = LiveKit(settings, observer=metrics, events=events)
+    gate = Gate(settings)
+    livekit = LiveKit(settings, observer=metrics, events=events, gate=gate)
     app.ctx.settings = settings
     app.ctx.livekit = livekit
     install_observability(app, settings, metrics)
     sources = discover() if plugins is None else given(plugins)
-    app.ctx.plugins = mount_plugins(app, sources, settings, Services(livekit, metrics))
+    app.ctx.gate = gate
+    app.ctx.plugins = mount_plugins(app, sources, settings, Services(livekit, metrics, gate))
     events.listen_to({name for mounted in app.ctx.plugins for name in mounted.subscriptions})
-    install_access(app, BearerKeys(key.get_secret_value() for key in settings.api_keys))
+    install_access(app, gate.keys, gate)
 
     @app.before_server_start
     async def open_livekit(app: DefaultSanic) -> None:
@@ -136,5 +139,13 @@ def create_app(
     @app.after_server_stop
     async def close_livekit(app: DefaultSanic) -> None:
         await livekit.close()
+
+    @app.before_server_start
+    async def open_gate(app: DefaultSanic) -> None:
+        await gate.open()
+
+    @app.after_server_stop
+    async def close_gate(app: DefaultSanic) -> None:
+        await gate.close()
 
     return app

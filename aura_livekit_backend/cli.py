@@ -8,6 +8,7 @@ setting, missing credentials, a broken plugin — is one line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import logging.config
 import os
@@ -85,6 +86,37 @@ def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
     return LiveKitEmulator(settings.livekit_api_key or "", secret, port=free_port())
 
 
+def _dev_issuer(settings: Settings) -> Settings:
+    """For --dev with ``AURA_AUTH=jwt`` and no ``AURA_AUTH_ISSUER``: start a development
+    issuer beside the emulator, and the settings that trust it.
+
+    It listens on the service's port + 1 (any free port if that one is taken), lives as
+    long as this process, and signs a token for whoever asks: development only.
+    """
+    if settings.auth_mode != "jwt" or settings.auth_issuer:
+        return settings
+    from .testing.issuer import DEV_AUDIENCE, DevIssuer
+
+    audience = settings.auth_audience or DEV_AUDIENCE
+    try:
+        issuer = DevIssuer(audience, port=settings.port + 1 if settings.port < 65535 else 0)
+        issuer.start()
+    except OSError:
+        issuer = DevIssuer(audience).start()
+    atexit.register(issuer.stop)
+    logger.warning(
+        "development mode: AURA_AUTH=jwt and no AURA_AUTH_ISSUER, so a development issuer "
+        "answers at %s and signs a token for anyone (audience %s): "
+        "curl '%s/token?sub=ann&name=Ann'",
+        issuer.url,
+        audience,
+        issuer.url,
+    )
+    return settings.model_copy(
+        update={"auth_issuer": issuer.url, "auth_audience": audience, "auth_jwks_url": None}
+    )
+
+
 def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
     # The same parts a worker gets (built, never opened), so every route shows: the
@@ -131,7 +163,7 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
         logger.warning(
             "LIVEKIT_API_SECRET is shorter than 32 bytes: tokens signed with it are easier to forge"
         )
-    if not settings.api_keys:
+    if settings.auth_mode == "none":
         logger.warning(
             "AURA_API_KEYS is not set: anyone who can reach this service can create rooms "
             "and mint tokens"
@@ -189,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with _metrics_directory():
                 serve(settings)
             return 0
-        settings = _dev_settings(settings)
+        settings = _dev_issuer(_dev_settings(settings))
         emulator = _dev_emulator(settings)
         if emulator is not None:
             settings = settings.model_copy(update={"livekit_url": emulator.url})

@@ -18,6 +18,15 @@ from sanic.exceptions import MethodNotAllowed, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
+from .auth.errors import (
+    AuthError,
+    Forbidden,
+    KeysUnavailable,
+    LimitsUnavailable,
+    NameRequired,
+    NotAuthenticated,
+    RateLimited,
+)
 from .livekit.errors import (
     IdentityTaken,
     LiveKitError,
@@ -28,7 +37,10 @@ from .livekit.errors import (
     RoomNotFound,
 )
 
-__all__ = ["ApiError", "JsonErrorHandler", "error_body", "failing_to"]
+__all__ = ["REALM", "ApiError", "JsonErrorHandler", "auth_failure", "error_body", "failing_to"]
+
+#: The realm every 401's ``WWW-Authenticate`` names.
+REALM = "aura-livekit-backend"
 
 
 class ApiError(SanicException):
@@ -48,6 +60,32 @@ def error_body(status: int, message: str) -> dict[str, object]:
     return {"statusCode": status, "message": message}
 
 
+def auth_failure(exc: AuthError, action: str | None = None) -> ApiError:
+    """The answer to a refusal of :mod:`.auth`: 400, 401, 403, 429 or 503.
+
+    ``action`` prefixes the message as :func:`failing_to` does (``Failed to join room:
+    …``); a 401 names the bearer scheme, a 429 says when to retry (``Retry-After``).
+    """
+    message = str(exc)
+    if isinstance(exc, NameRequired):
+        return ApiError(400, message)
+    if action and not isinstance(exc, NotAuthenticated):
+        message = f"Failed to {action}: {message}"
+    if isinstance(exc, NotAuthenticated):
+        error = ApiError(401, message)
+        error.headers = {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
+    elif isinstance(exc, Forbidden):
+        error = ApiError(403, message)
+    elif isinstance(exc, RateLimited):
+        error = ApiError(429, message)
+        error.headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, (KeysUnavailable, LimitsUnavailable)):
+        error = ApiError(503, message)
+    else:
+        error = ApiError(403, message)
+    return error
+
+
 @contextmanager
 def failing_to(action: str) -> Iterator[None]:
     """Answer LiveKit failures inside the block as the API documents them.
@@ -57,10 +95,13 @@ def failing_to(action: str) -> Iterator[None]:
     ``"Failed to join room: LiveKit is unavailable …"`` (503) or a 502 when LiveKit
     answered with an error the service did not expect. A participant that is not
     there is a 404 too; raising a room's participant limit a 400; the join rules'
-    refusals (a full room, a userName connected already) are 409s.
+    refusals (a full room, a userName connected already) are 409s; the caller's
+    (:func:`auth_failure`): a policy's 403, a rate limit's 429, no userName a 400.
     """
     try:
         yield
+    except AuthError as exc:
+        raise auth_failure(exc, action) from None
     except RoomNotFound:
         raise ApiError(404, f"Failed to {action}: Room not found") from None
     except RoomFull:

@@ -29,10 +29,13 @@ what the service does; ``ctx.read_settings(Model)`` reads the plugin's own setti
 
 Path parameters of routes on ``ctx.blueprint`` are percent-decoded once, always.
 
-Access: with ``AURA_API_KEYS`` set, every route needs one of the service's keys.
-A route added with ``ctx_api_keys=False`` (``@ctx.blueprint.get("/x", ctx_api_keys=False)``)
-is exempt: a health check, or a route that checks keys of its own with
-:class:`BearerKeys`, as the moderation plugin does.
+Access: with ``AURA_API_KEYS`` set, or ``AURA_AUTH=jwt``, every route needs one of the
+service's keys or a valid JWT. A route added with ``ctx_api_keys=False``
+(``@ctx.blueprint.get("/x", ctx_api_keys=False)``) is exempt: a health check, or a
+route that checks keys of its own with :class:`BearerKeys`, as the moderation plugin
+does. ``caller_of(request)`` is who called (a :class:`Caller`); pass it to
+``ctx.joins.join(…, caller=…)`` so the join rules apply to that caller. Policies
+(``ctx.add_policy``) decide every create and join.
 
 Errors: raise :class:`ApiError` for the client's mistakes and wrap LiveKit calls in
 :func:`failing_to`; both answer in the service's one error shape.
@@ -49,7 +52,9 @@ from typing import Protocol, TypeVar
 from pydantic_settings import BaseSettings
 from sanic import Blueprint
 
-from .access import BearerKeys
+from .access import BearerKeys, caller_of
+from .auth.callers import Caller
+from .auth.policy import Decision, Policies, Policy, PolicyRequest
 from .errors import ApiError, error_body, failing_to
 from .events import (
     Event,
@@ -72,6 +77,7 @@ from .livekit.errors import (
 )
 from .livekit.listing import RoomSnapshot
 from .livekit.models import Participant, RoomInfo, RoomPage, Ticket, room_position
+from .livekit.tokens import Grants
 from .metrics import Metrics
 from .schemas import (
     ErrorReply,
@@ -113,9 +119,12 @@ __all__ = [
     "ApiError",
     "ApiKeys",
     "BearerKeys",
+    "Caller",
+    "Decision",
     "DescriptionText",
     "ErrorReply",
     "Event",
+    "Grants",
     "IdentityTaken",
     "Joins",
     "LiveKitError",
@@ -129,6 +138,8 @@ __all__ = [
     "ParticipantRemoved",
     "Plugin",
     "PluginContext",
+    "Policy",
+    "PolicyRequest",
     "RequiredTopicText",
     "RoomCreated",
     "RoomDeleted",
@@ -148,6 +159,7 @@ __all__ = [
     "Tokens",
     "TopicText",
     "UserNameText",
+    "caller_of",
     "check_text",
     "error_body",
     "error_responses",
@@ -247,31 +259,64 @@ class Tokens(Protocol):
         """The LiveKit URL clients connect to with these tokens (a property)."""
         ...
 
-    def mint(self, *, identity: str, name: str, room: str) -> str:
-        """A join token (publish, subscribe, data; ``AURA_TOKEN_TTL``). Already counts
-        ``aura_tokens_minted_total`` and emits :class:`TokenMinted`: do not count again."""
+    def mint(self, *, identity: str, name: str, room: str, grants: Grants | None = None) -> str:
+        """A join token (``AURA_TOKEN_TTL``) with ``grants`` (default: publish, subscribe,
+        data; never more). Already counts ``aura_tokens_minted_total`` and emits
+        :class:`TokenMinted`: do not count again."""
         ...
 
 
 class Joins(Protocol):
-    """``ctx.joins``: the core's join rules (room exists, not full,
-    ``AURA_DUPLICATE_USERNAME``), as data or domain errors."""
+    """``ctx.joins``: the core's join rules (who the caller joins as, its rate limit,
+    the room exists, the policies, ``AURA_DUPLICATE_USERNAME``, not full), as data or
+    domain errors (wrap calls in :func:`failing_to`).
+
+    ``caller`` is :func:`caller_of` the request: a person (JWT) joins as itself, a
+    backend (API key) or anonymous caller as ``user_name``. ``caller=None`` is the
+    plugin itself, trusted to act for ``user_name``.
+    """
 
     def identity_for(self, user_name: str) -> str:
         """The identity a token for ``user_name`` carries (not async)."""
         ...
 
-    async def admit(self, room_id: str, user_name: str) -> tuple[RoomInfo, str]:
+    async def admit(
+        self, room_id: str, user_name: str | None = None, *, caller: Caller | None = None
+    ) -> tuple[RoomInfo, str]:
         """The room and the identity to mint for; raises :class:`RoomNotFound`,
-        :class:`RoomFull`, :class:`IdentityTaken` or :class:`LiveKitError`."""
+        :class:`RoomFull`, :class:`IdentityTaken`, a policy's or rate limit's refusal,
+        or :class:`LiveKitError`."""
         ...
 
-    async def join(self, room_id: str, user_name: str) -> Ticket:
-        """:meth:`admit`, then a token: the whole join, as ``POST /token`` does it."""
+    async def join(
+        self, room_id: str, user_name: str | None = None, *, caller: Caller | None = None
+    ) -> Ticket:
+        """:meth:`admit`, then a token with the grants the policies leave: the whole
+        join, as ``POST /token`` does it."""
         ...
 
-    def ticket(self, room: RoomInfo, user_name: str, *, identity: str | None = None) -> Ticket:
-        """A token for ``room`` without the checks, for its creator (not async)."""
+    async def create(
+        self,
+        *,
+        topic: str,
+        description: str,
+        max_participants: int,
+        user_name: str | None = None,
+        caller: Caller | None = None,
+    ) -> Ticket:
+        """A new room (``createdBy``: the creator's identity) and the creator's token,
+        after the rate limit and the policies: the whole ``POST /room/create``."""
+        ...
+
+    def ticket(
+        self,
+        room: RoomInfo,
+        user_name: str,
+        *,
+        identity: str | None = None,
+        grants: Grants | None = None,
+    ) -> Ticket:
+        """A token for ``room`` without the checks (not async)."""
         ...
 
 
@@ -361,6 +406,24 @@ class PluginContext:
     bearer_schemes: dict[str, str] = field(default_factory=dict)
     #: Event names this plugin subscribed to with :meth:`on`.
     subscriptions: set[str] = field(default_factory=set)
+    #: Every policy asked on create and join (the service's, shared by all plugins).
+    policies: Policies = field(default_factory=Policies)
+
+    def add_policy(self, policy: Policy) -> None:
+        """Have ``policy`` decide every create and join, after those added before::
+
+            class HostsOnly:
+                async def decide(self, request: PolicyRequest) -> Decision:
+                    roles = request.caller.claims.get("roles", [])
+                    if request.action == "create" and "host" not in roles:
+                        return Decision.deny("only hosts create rooms")
+                    return Decision.allow()
+
+            ctx.add_policy(HostsOnly())
+
+        All policies must allow; each may only narrow the grants (:class:`Grants`).
+        """
+        self.policies.add(policy)
 
     def declare_bearer_auth(self, scheme: str, description: str = "") -> None:
         """Document an HTTP bearer scheme for OpenAPI; routes name it with ``openapi.secured``."""

@@ -16,6 +16,8 @@ from importlib.metadata import EntryPoint, entry_points
 
 from sanic import Blueprint, DefaultSanic
 
+from .auth.gate import Gate
+from .auth.policy import Policies
 from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
@@ -66,6 +68,8 @@ class Services:
 
     livekit: LiveKit
     metrics: Metrics | None = None
+    #: Authentication, rate limits and policies; ``ctx.add_policy`` adds to its policies.
+    gate: Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ def set_up(
         joins=livekit.joins,
         livekit=livekit.gateway,
         metrics=services.metrics,
+        # The worker's one policy chain: ctx.add_policy adds to what the joins consult.
+        policies=services.gate.policies if services.gate is not None else Policies(),
     )
     try:
         plugin.setup(context)

@@ -110,7 +110,10 @@ class RoomReply(BaseModel):
     roomTopic: str = Field(examples=["My Room"])
     description: str
     maxParticipants: int = Field(description="0 means LiveKit enforces no limit")
-    createdBy: str = Field(description="The creator's userName; empty for rooms made elsewhere")
+    createdBy: str = Field(
+        description="The creator's identity (its JWT's, else its userName); empty for rooms "
+        "made elsewhere"
+    )
     createdAt: str = Field(examples=["2025-12-30T16:22:11.000Z"])
     numParticipants: int = Field(description="Participants in the room now")
 
@@ -131,10 +134,11 @@ def room_reply(room: RoomInfo) -> dict[str, object]:
 
 _ERROR_MEANINGS = {
     400: "The body is not a JSON object, or a field is missing or invalid",
-    401: "Missing or wrong API key",
-    403: "The endpoint is switched off",
+    401: "Missing or wrong credentials: an API key, or a JWT from the identity provider",
+    403: "Refused: a policy does not allow it, or the endpoint is switched off",
     404: "No room has that name or sid",
     409: "The room already has maxParticipants participants",
+    429: "Over a rate limit: retry after Retry-After seconds",
     502: "LiveKit answered with an unexpected error (e.g. it rejects the credentials)",
     503: "LiveKit is unreachable or did not answer in time",
 }
@@ -147,6 +151,7 @@ _ERROR_EXAMPLES = {
     403: "moderation is disabled",
     404: "Failed to join room: Room not found",
     409: "Failed to join room: Room is full",
+    429: "Failed to join room: too many joins; retry in 42 s",
     502: (
         "Failed to create room: LiveKit rejected the service's credentials "
         "(check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"

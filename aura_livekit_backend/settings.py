@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -47,6 +48,14 @@ MIN_SECRET_BYTES = 32
 MIN_API_KEY_LENGTH = 16
 
 _ENV_PREFIX = "AURA_"
+
+#: The JWT algorithms AURA_AUTH accepts by default: asymmetric only, so no token can be
+#: forged with a public key; ``none`` is never among them.
+ASYMMETRIC_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+#: Every algorithm AURA_AUTH_ALGORITHMS may name.
+JWT_ALGORITHMS = (*ASYMMETRIC_ALGORITHMS, "HS256", "HS384", "HS512")
 
 
 def _livekit(name: str) -> Any:
@@ -142,6 +151,79 @@ class Settings(BaseSettings):
         description="Keys callers must send as Authorization: Bearer <key>, comma-separated; "
         "empty: anyone who reaches the service may call it.",
     )
+    # -- identity: who is calling (aura_livekit_backend.auth) --------------------------
+    auth: Literal["none", "api-key", "jwt"] | None = Field(
+        None,
+        description="How callers prove who they are: none, api-key (AURA_API_KEYS) or jwt "
+        "(an identity provider's tokens). Unset: api-key when AURA_API_KEYS is set, else none.",
+    )
+    auth_issuer: str | None = Field(
+        None, description="jwt: the identity provider's issuer URL (the tokens' iss claim)."
+    )
+    auth_audience: str | None = Field(
+        None, description="jwt: the audience the tokens must name (their aud claim)."
+    )
+    auth_jwks_url: str | None = Field(
+        None,
+        description="jwt: where the provider's public keys are; unset: the jwks_uri of "
+        "<issuer>/.well-known/openid-configuration.",
+    )
+    auth_algorithms: CommaList | None = Field(
+        None,
+        description="jwt: signature algorithms accepted, comma-separated; default every "
+        "asymmetric one (RS*, PS*, ES*, EdDSA), or HS256 when AURA_AUTH_JWT_SECRET is set.",
+    )
+    auth_jwt_secret: SecretStr | None = Field(
+        None,
+        description="jwt: a shared secret (at least 32 bytes) for HS256 tokens your own app "
+        "signs; never printed or logged.",
+    )
+    auth_leeway: float = Field(
+        30.0, ge=0, le=300, description="jwt: seconds of clock skew allowed on exp, nbf and iat."
+    )
+    auth_identity_claim: str = Field(
+        "sub", min_length=1, description="jwt: the claim that is the caller's identity."
+    )
+    auth_name_claim: str = Field(
+        "name",
+        min_length=1,
+        description="jwt: the claim that is the display name (then preferred_username, "
+        "then the identity).",
+    )
+    auth_jwks_timeout: float = Field(
+        3.0, gt=0, le=30, description="jwt: seconds one fetch of the provider's keys may take."
+    )
+    auth_create_claim: str | None = Field(
+        None,
+        description="Only callers whose claim holds one of these values create rooms: "
+        "claim:value,value (e.g. roles:host,admin).",
+    )
+    auth_publish_claim: str | None = Field(
+        None,
+        description="Only callers whose claim holds one of these values publish; everyone "
+        "else joins subscribe-only: claim:value,value (e.g. roles:host,speaker).",
+    )
+    rate_limit_create: str | None = Field(
+        None,
+        description="Room creations per caller, e.g. 10/minute (limits' notation); unset: none.",
+    )
+    rate_limit_join: str | None = Field(
+        None, description="Joins (tokens) per caller, e.g. 60/minute; unset: no limit."
+    )
+    rate_limit_auth_failures: str | None = Field(
+        "30/minute",
+        description="Failed authentications per client address before it gets 429s; "
+        "empty: no limit.",
+    )
+    rate_limit_fail: Literal["open", "closed"] = Field(
+        "open",
+        description="When Redis cannot be reached: open (no limit applies) or closed (503).",
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis:// or rediss:// URL: rate limits shared by every worker and "
+        "replica; unset: counted in each worker's memory.",
+    )
     duplicate_username: Literal["allow", "reject", "unique"] = Field(
         "allow",
         description="A join whose userName is already connected in the room: allow it "
@@ -199,7 +281,9 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("cors_origins", "plugins", "disabled_plugins", mode="before")
+    @field_validator(
+        "cors_origins", "plugins", "disabled_plugins", "auth_algorithms", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -236,6 +320,121 @@ class Settings(BaseSettings):
         if value.total_seconds() < 60:
             raise ValueError("must be at least 60 seconds")
         return value
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for name in value:
+            if name.lower() == "none":
+                raise ValueError("'none' is never accepted: a token must be signed")
+            if name not in JWT_ALGORITHMS:
+                raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(JWT_ALGORITHMS)}")
+        if not value:
+            raise ValueError("name at least one algorithm")
+        return value
+
+    @field_validator("rate_limit_create", "rate_limit_join", "rate_limit_auth_failures")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from limits import parse_many  # imported here: only the settings that use it pay
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                "must be a rate such as 10/minute or 100/hour;5/second (limits' notation)"
+            ) from None
+        return value.strip()
+
+    @field_validator("auth_create_claim", "auth_publish_claim")
+    @classmethod
+    def _check_claim_rule(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        claim, _, values = value.strip().rpartition(":")
+        if not claim or not [v for v in values.split(",") if v.strip()]:
+            raise ValueError("must be claim:value,value such as roles:host,admin")
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        # Never echo the URL: it may carry a password.
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("auth_issuer", "auth_jwks_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in {"http", "https"} or not rest:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        mode = self.auth
+        if mode == "api-key" and not self.api_keys:
+            raise ValueError("AURA_AUTH=api-key needs AURA_API_KEYS")
+        if mode == "none" and self.api_keys:
+            raise ValueError("AURA_AUTH=none, but AURA_API_KEYS is set: unset one of them")
+        if mode != "jwt":
+            for name, value in (
+                ("AURA_AUTH_ISSUER", self.auth_issuer),
+                ("AURA_AUTH_JWKS_URL", self.auth_jwks_url),
+                ("AURA_AUTH_JWT_SECRET", self.auth_jwt_secret),
+            ):
+                if value:
+                    raise ValueError(f"{name} is set, but only AURA_AUTH=jwt uses it")
+            return self
+        # With --dev and no issuer, the console script starts a development issuer.
+        if not (self.dev and not self.auth_issuer):
+            missing = [
+                name
+                for name, value in (
+                    ("AURA_AUTH_ISSUER", self.auth_issuer),
+                    ("AURA_AUTH_AUDIENCE", self.auth_audience),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"AURA_AUTH=jwt needs {' and '.join(missing)}")
+        secret = self.auth_jwt_secret.get_secret_value() if self.auth_jwt_secret else ""
+        if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"AURA_AUTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        symmetric = [a for a in self.jwt_algorithms if a.startswith("HS")]
+        if symmetric and not secret:
+            raise ValueError(
+                f"AURA_AUTH_ALGORITHMS names {symmetric[0]} but AURA_AUTH_JWT_SECRET is unset"
+            )
+        if secret and not symmetric:
+            raise ValueError(
+                "AURA_AUTH_JWT_SECRET is set but AURA_AUTH_ALGORITHMS names no HS algorithm"
+            )
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["none", "api-key", "jwt"]:
+        """AURA_AUTH, or what AURA_API_KEYS alone means: api-key when keys are set."""
+        if self.auth is not None:
+            return self.auth
+        return "api-key" if self.api_keys else "none"
+
+    @property
+    def jwt_algorithms(self) -> list[str]:
+        """The algorithms a JWT may be signed with (never ``none``)."""
+        if self.auth_algorithms is not None:
+            return list(self.auth_algorithms)
+        return ["HS256"] if self.auth_jwt_secret else list(ASYMMETRIC_ALGORITHMS)
 
     @property
     def public_url(self) -> str:
@@ -330,9 +529,13 @@ def describe_validation_error(
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = error["loc"]
-        field = str(loc[0]) if loc else "?"
-        name = field if field.isupper() else name_of(field)
         message = error["msg"].removeprefix("Value error, ")
+        if not loc:
+            # A rule across settings (model_validator): the message names the variables.
+            lines.append(message)
+            continue
+        field = str(loc[0])
+        name = field if field.isupper() else name_of(field)
         lines.append(f"{name}: {message}")
     return "; ".join(lines)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,82 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
     root.mkdir()
     monkeypatch.syspath_prepend(str(root))
     return Site(root)
+
+
+class RedisServer:
+    """A real ``redis-server`` on 127.0.0.1, started for the tests and stopped after."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        from aura_livekit_backend.testing.emulator import free_port
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            # Not a skip: CI installs it (.ci/run), and the limits must be shown shared.
+            pytest.fail("redis-server is not installed: apt-get install -y redis-server")
+        self.port = free_port()
+        self._command = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no",
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """What AURA_REDIS_URL is set to."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start it; returns once it answers PING."""
+        import redis
+
+        self.process = subprocess.Popen(
+            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                assert self.process.poll() is None, "redis-server exited at start-up"
+                assert time.monotonic() < deadline, "redis-server did not come up"
+                time.sleep(0.05)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        """Stop it (a Redis that went down)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def flush(self) -> None:
+        """Forget every count."""
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1) as client:
+            client.flushall()
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server shared by the module's tests (flush it where counts matter)."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop and start again."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,16 +16,17 @@ from aura_livekit_backend import plugin
 ROOT = Path(__file__).resolve().parent.parent
 
 CONTRACT = {
-    "ENTRY_POINT_GROUP", "MAX_DESCRIPTION", "MAX_ROOM_ID", "MAX_TOPIC", "MAX_USER_NAME",
-    "PARTICIPANT_CAP", "PLUGIN_NAME", "ApiError", "ApiKeys", "BearerKeys", "DescriptionText",
-    "ErrorReply", "Event", "IdentityTaken", "Joins", "LiveKitError", "LiveKitGateway",
-    "LiveKitRejected", "LiveKitUnavailable", "Metrics", "Participant", "ParticipantLimit",
-    "ParticipantNotFound", "ParticipantRemoved", "Plugin", "PluginContext",
+    "ApiError", "ApiKeys", "BearerKeys", "Caller", "Decision", "DescriptionText",
+    "ENTRY_POINT_GROUP", "ErrorReply", "Event", "Grants", "IdentityTaken", "Joins",
+    "LiveKitError", "LiveKitGateway", "LiveKitRejected", "LiveKitUnavailable",
+    "MAX_DESCRIPTION", "MAX_ROOM_ID", "MAX_TOPIC", "MAX_USER_NAME", "Metrics",
+    "PARTICIPANT_CAP", "PLUGIN_NAME", "Participant", "ParticipantLimit", "ParticipantNotFound",
+    "ParticipantRemoved", "Plugin", "PluginContext", "Policy", "PolicyRequest",
     "RequiredTopicText", "RoomCreated", "RoomDeleted", "RoomFull", "RoomIdText", "RoomInfo",
     "RoomLimitFixed", "RoomNotFound", "RoomPage", "RoomReply", "RoomSnapshot", "RoomUpdated",
     "Rooms", "Settings", "Ticket", "TokenMinted", "Tokens", "TopicText", "UserNameText",
-    "check_text", "error_body", "error_responses", "failing_to", "iso_ms", "json_body",
-    "json_content", "json_reply", "json_schema", "path_parameter", "path_text",
+    "caller_of", "check_text", "error_body", "error_responses", "failing_to", "iso_ms",
+    "json_body", "json_content", "json_reply", "json_schema", "path_parameter", "path_text",
     "room_position", "room_reply", "utc_now",
 }  # fmt: skip
 

@@ -29,6 +29,8 @@ from ..plugin import (
     RoomReply,
     RoomSnapshot,
     TopicText,
+    UserNameText,
+    caller_of,
     error_responses,
     failing_to,
     json_body,
@@ -38,9 +40,9 @@ from ..plugin import (
     room_position,
     room_reply,
 )
-from .tokens import JoinReply, JoinRoom, UserName, join_reply
+from .tokens import DISPLAY_NAME, JoinReply, JoinRoom, JoinRoomAsCaller, UserName, join_reply
 
-__all__ = ["CreateReply", "CreateRoom", "RoomList", "plugin"]
+__all__ = ["CreateReply", "CreateRoom", "CreateRoomAsCaller", "RoomList", "plugin"]
 
 #: The largest page of GET /rooms.
 MAX_PAGE = 1000
@@ -64,6 +66,12 @@ class CreateRoom(UserName):
     )
 
 
+class CreateRoomAsCaller(CreateRoom):
+    """The body of ``POST /room/create`` with ``AURA_AUTH=jwt``."""
+
+    userName: UserNameText | None = Field(None, description=DISPLAY_NAME, examples=["Ann"])
+
+
 class CreateReply(BaseModel):
     """A new room and the creator's token to join it."""
 
@@ -73,7 +81,7 @@ class CreateReply(BaseModel):
     roomTopic: str
     description: str
     maxParticipants: int
-    userName: str
+    userName: str = Field(description="The creator's display name")
     identity: str = Field(description="The token's identity (see POST /token)")
     token: str = Field(description="The creator's LiveKit access token (JWT)")
     livekitUrl: str = Field(examples=["wss://livekit.example.com"])
@@ -94,28 +102,31 @@ def setup(ctx: PluginContext) -> None:
     settings = ctx.settings
     rooms = ctx.rooms
     limits = {PARTICIPANT_CAP: settings.max_participants_cap}
+    jwt = settings.auth_mode == "jwt"
 
     @ctx.blueprint.post("/room/create")
     @openapi.definition(
         summary="Create a room",
         description="Creates a LiveKit room with a fresh name and answers with a token for "
-        "its creator (identity = userName, or unique under AURA_DUPLICATE_USERNAME=unique).",
+        "its creator (identity: the caller's JWT identity, else userName; unique under "
+        "AURA_DUPLICATE_USERNAME=unique). Policies may refuse it (403) or narrow the token.",
         tag="rooms",
         response=[
             json_reply(CreateReply),
-            *error_responses(400, 502, 503),
+            *error_responses(400, 403, 429, 502, 503),
         ],
     )
-    @json_body(CreateRoom, context=limits)
+    @json_body(CreateRoomAsCaller if jwt else CreateRoom, context=limits)
     async def create_room(request: Request, body: CreateRoom) -> HTTPResponse:
         with failing_to("create room"):
-            room = await rooms.create(
+            ticket = await ctx.joins.create(
                 topic=body.roomTopic or settings.default_room_topic,
                 description=body.description or "",
                 max_participants=body.maxParticipants or settings.default_max_participants,
-                created_by=body.userName,
+                user_name=body.userName,
+                caller=caller_of(request),
             )
-        ticket = ctx.joins.ticket(room, body.userName)
+        room = ticket.room
         return json(
             {
                 "roomId": room.name,
@@ -124,7 +135,7 @@ def setup(ctx: PluginContext) -> None:
                 "roomTopic": room.topic,
                 "description": room.description,
                 "maxParticipants": room.max_participants,
-                "userName": body.userName,
+                "userName": ticket.name,
                 "identity": ticket.identity,
                 "token": ticket.token,
                 "livekitUrl": ticket.url,
@@ -136,12 +147,12 @@ def setup(ctx: PluginContext) -> None:
         summary="Join a room",
         description="The same as POST /token: a token for an existing room, by name or sid.",
         tag="tokens",
-        response=[json_reply(JoinReply), *error_responses(400, 404, 409, 502, 503)],
+        response=[json_reply(JoinReply), *error_responses(400, 403, 404, 409, 429, 502, 503)],
     )
-    @json_body(JoinRoom)
+    @json_body(JoinRoomAsCaller if jwt else JoinRoom)
     async def join_room(request: Request, body: JoinRoom) -> HTTPResponse:
         with failing_to("join room"):
-            ticket = await ctx.joins.join(body.roomId, body.userName)
+            ticket = await ctx.joins.join(body.roomId, body.userName, caller=caller_of(request))
         return json(join_reply(ticket))
 
     # A room name may hold any character, percent-encoded in the path (decoded once).

@@ -1,7 +1,9 @@
 """``POST /token``: a token to join an existing room (the same as ``POST /room/join``).
 
-The join rules — the room exists, is not full, and ``AURA_DUPLICATE_USERNAME`` — are
-the contract's ``ctx.joins``; this module validates the body and shapes the answer.
+The join rules — who the caller joins as, its rate limit, the room exists, the
+policies, ``AURA_DUPLICATE_USERNAME``, not full — are the contract's ``ctx.joins``;
+this module validates the body and shapes the answer. With ``AURA_AUTH=jwt`` the
+body's userName is optional: a person's identity is its JWT's.
 The rooms plugin serves the same join at ``/room/join`` through the same contract.
 """
 
@@ -18,13 +20,29 @@ from ..plugin import (
     RoomIdText,
     Ticket,
     UserNameText,
+    caller_of,
     error_responses,
     failing_to,
     json_body,
     json_reply,
 )
 
-__all__ = ["JoinReply", "JoinRoom", "UserName", "join_reply", "plugin"]
+__all__ = [
+    "DISPLAY_NAME",
+    "JoinReply",
+    "JoinRoom",
+    "JoinRoomAsCaller",
+    "UserName",
+    "join_reply",
+    "plugin",
+]
+
+#: userName's description where the caller may have an identity of its own (jwt).
+DISPLAY_NAME = (
+    "Optional for a caller with a JWT: its identity is the token's, and userName only the "
+    f"display name (default: its name claim). With an API key: who joins (1 to {MAX_USER_NAME} "
+    "characters)."
+)
 
 
 class UserName(BaseModel):
@@ -48,6 +66,12 @@ class JoinRoom(UserName):
     )
 
 
+class JoinRoomAsCaller(JoinRoom):
+    """The body of ``POST /room/join`` and ``POST /token`` with ``AURA_AUTH=jwt``."""
+
+    userName: UserNameText | None = Field(None, description=DISPLAY_NAME, examples=["Ann"])
+
+
 class JoinReply(BaseModel):
     """A token for one room."""
 
@@ -58,8 +82,8 @@ class JoinReply(BaseModel):
     roomId: RoomIdText = Field(description="The room's name")
     sid: str = Field(description="LiveKit's room sid")
     identity: str = Field(
-        description="The token's identity: the userName, or with "
-        "AURA_DUPLICATE_USERNAME=unique the userName and a unique suffix",
+        description="The token's identity: the caller's (its JWT's identity claim) or the "
+        "userName, and with AURA_DUPLICATE_USERNAME=unique a unique suffix",
         examples=["participant-user", "participant-user#3f9a61c2"],
     )
 
@@ -78,18 +102,21 @@ def join_reply(ticket: Ticket) -> dict[str, object]:
 def setup(ctx: PluginContext) -> None:
     """Add ``POST /token``."""
 
+    body_model = JoinRoomAsCaller if ctx.settings.auth_mode == "jwt" else JoinRoom
+
     @ctx.blueprint.post("/token")
     @openapi.definition(
         summary="Get a token to join a room",
-        description="Mints a token (roomJoin, canPublish, canSubscribe, canPublishData) for "
-        "an existing room. roomId may be the room's name or its LiveKit sid.",
+        description="Mints a token (roomJoin, canPublish, canSubscribe, canPublishData, "
+        "unless a policy narrows them) for an existing room. roomId may be the room's name "
+        "or its LiveKit sid.",
         tag="tokens",
-        response=[json_reply(JoinReply), *error_responses(400, 404, 409, 502, 503)],
+        response=[json_reply(JoinReply), *error_responses(400, 403, 404, 409, 429, 502, 503)],
     )
-    @json_body(JoinRoom)
+    @json_body(body_model)
     async def token(request: Request, body: JoinRoom) -> HTTPResponse:
         with failing_to("join room"):
-            ticket = await ctx.joins.join(body.roomId, body.userName)
+            ticket = await ctx.joins.join(body.roomId, body.userName, caller=caller_of(request))
         return json(join_reply(ticket))
 
 

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from ..events import EventSink
 from ..settings import Settings
 from .gateway import Gateway
-from .joins import Joins
+from .joins import Gate, Joins
 from .rooms import RoomCounter, Rooms
 from .signing import Signer
 from .tokens import TokenCounter, Tokens
@@ -44,8 +44,10 @@ class LiveKit:
         *,
         observer: Observer | None = None,
         events: EventSink | None = None,
+        gate: Gate | None = None,
     ) -> None:
-        """Wire the parts for ``settings``; ``observer`` counts calls and tokens."""
+        """Wire the parts for ``settings``; ``observer`` counts calls and tokens;
+        ``gate`` (rate limits and policies) admits creates and joins."""
         signer = Signer(
             settings.livekit_api_key or "", settings.livekit_api_secret or SecretStr("")
         )
@@ -66,7 +68,9 @@ class LiveKit:
             counter=observer,
             events=events,
         )
-        self.joins = Joins(self.rooms, self.tokens, duplicates=settings.duplicate_username)
+        self.joins = Joins(
+            self.rooms, self.tokens, duplicates=settings.duplicate_username, gate=gate
+        )
         self.gateway = Gateway(self.rooms, self.tokens)
 
     async def open(self) -> None:

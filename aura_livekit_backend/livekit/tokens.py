@@ -1,23 +1,92 @@
 """Join tokens: what a person gets to connect to a room, and the grants it carries.
 
-The grants live here and nowhere else: publish, subscribe and data in one room, for
-``AURA_TOKEN_TTL``. The token is signed without livekit-api's per-call dataclass walk
+The grants live here and nowhere else: by default publish, subscribe and data in one
+room, for ``AURA_TOKEN_TTL``; a policy may narrow them (:class:`Grants`), never widen
+them. The token is signed without livekit-api's per-call dataclass walk
 (a tenth of a join's CPU); the tests check it with livekit-api's own TokenVerifier.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..events import EventSink, NoEvents, TokenMinted
 from .signing import Signer
 
-__all__ = ["JOIN_GRANTS", "TokenCounter", "Tokens"]
+__all__ = ["DEFAULT_GRANTS", "JOIN_GRANTS", "SOURCES", "Grants", "TokenCounter", "Tokens"]
 
-#: What every join token allows, in the room it names (LiveKit's claim names).
+#: What a join token allows by default, in the room it names (LiveKit's claim names).
 JOIN_GRANTS = {"roomJoin": True, "canPublish": True, "canSubscribe": True, "canPublishData": True}
+
+#: What ``can_publish_sources`` may name (LiveKit's ``TrackSource`` names).
+SOURCES = frozenset({"camera", "microphone", "screen_share", "screen_share_audio"})
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """What a join token lets its holder do in its room. ``Grants()`` is the default,
+    the most any token gets: publish (any source), subscribe, send data, be seen.
+
+    ``can_publish_sources`` (``None``: every source) limits what may be published,
+    e.g. ``frozenset({"microphone"})``; ``hidden`` keeps the participant out of the
+    others' participant lists (a silent observer).
+    """
+
+    can_publish: bool = True
+    can_subscribe: bool = True
+    can_publish_data: bool = True
+    can_publish_sources: frozenset[str] | None = None
+    hidden: bool = False
+
+    def __post_init__(self) -> None:
+        if self.can_publish_sources is not None:
+            # A list or set given by a policy: kept as a frozenset, so grants stay hashable.
+            sources = frozenset(self.can_publish_sources)
+            unknown = sorted(sources - SOURCES)
+            if unknown:
+                raise ValueError(f"unknown publish source(s) {', '.join(unknown)}")
+            object.__setattr__(self, "can_publish_sources", sources)
+
+    def narrow(self, other: Grants | None) -> Grants:
+        """What both allow: each permission only if both grant it; sources in both;
+        hidden if either hides."""
+        if other is None:
+            return self
+        if self.can_publish_sources is None:
+            sources = other.can_publish_sources
+        elif other.can_publish_sources is None:
+            sources = self.can_publish_sources
+        else:
+            sources = self.can_publish_sources & other.can_publish_sources
+        return Grants(
+            can_publish=self.can_publish and other.can_publish,
+            can_subscribe=self.can_subscribe and other.can_subscribe,
+            can_publish_data=self.can_publish_data and other.can_publish_data,
+            can_publish_sources=sources,
+            hidden=self.hidden or other.hidden,
+        )
+
+    def video_claims(self, room: str) -> dict[str, Any]:
+        """LiveKit's ``video`` claim for ``room``: the default is exactly :data:`JOIN_GRANTS`."""
+        claims: dict[str, Any] = {
+            "roomJoin": True,
+            "canPublish": self.can_publish,
+            "canSubscribe": self.can_subscribe,
+            "canPublishData": self.can_publish_data,
+        }
+        if self.can_publish_sources is not None:
+            claims["canPublishSources"] = sorted(self.can_publish_sources)
+        if self.hidden:
+            claims["hidden"] = True
+        claims["room"] = room
+        return claims
+
+
+#: The default grants (and the most any token gets).
+DEFAULT_GRANTS = Grants()
 
 
 class TokenCounter(Protocol):
@@ -51,8 +120,9 @@ class Tokens:
         """The LiveKit URL clients connect to with these tokens."""
         return self._public_url
 
-    def mint(self, *, identity: str, name: str, room: str) -> str:
-        """A join token for ``room`` as ``identity``, shown as ``name``.
+    def mint(self, *, identity: str, name: str, room: str, grants: Grants | None = None) -> str:
+        """A join token for ``room`` as ``identity``, shown as ``name``, with ``grants``
+        narrowed to the default (never more than :class:`Grants` ``()`` allows).
 
         Counts ``aura_tokens_minted_total`` and emits ``aura.token.minted``.
         """
@@ -65,7 +135,7 @@ class Tokens:
                 "nbf": now,
                 "exp": now + self._ttl,
                 "name": name,
-                "video": {**JOIN_GRANTS, "room": room},
+                "video": DEFAULT_GRANTS.narrow(grants).video_claims(room),
             }
         )
         if self._counter is not None:
