@@ -24,12 +24,12 @@ from sanic.worker.loader import AppLoader
 
 from . import __version__, supervision
 from .app import create_app
+from .emulator import LiveKitEmulator, free_port
 from .livekit_gateway import LiveKitGateway
 from .logs import log_config
 from .metrics import MULTIPROC_ENV, multiprocess_registry
 from .plugin_loader import PluginError, discover, select, set_up
 from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
-from .testing.emulator import LiveKitEmulator, free_port
 
 __all__ = ["main"]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from service_processes import worker_pids
 
 from aura_livekit_backend import __version__
-from aura_livekit_backend.testing.emulator import free_port
-from aura_livekit_backend.testing.processes import worker_pids
+from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))

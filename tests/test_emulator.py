@@ -12,7 +12,7 @@ import jwt
 import pytest
 from livekit import api
 
-from aura_livekit_backend.testing.emulator import LiveKitEmulator, RoomFull
+from aura_livekit_backend.emulator import LiveKitEmulator, RoomFull
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 ROOM_SERVICE = "/twirp/livekit.RoomService/"
@@ -297,11 +297,11 @@ def test_the_command_line_emulator_serves_faults_and_reports_them() -> None:
     import subprocess
     import sys
 
-    from aura_livekit_backend.testing.emulator import free_port
+    from aura_livekit_backend.emulator import free_port
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "aura_livekit_backend.testing.emulator", "--port", str(port),
+        [sys.executable, "-m", "aura_livekit_backend.emulator", "--port", str(port),
          "--api-key", TEST_API_KEY, "--api-secret", TEST_API_SECRET,
          "--fault", "unavailable", "--fault", "internal", "--fault-share", "0.5"],
         stdout=subprocess.PIPE, text=True,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from aura_livekit_backend.testing.emulator import LiveKitEmulator, free_port
+from aura_livekit_backend.emulator import LiveKitEmulator, free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 REQUESTS = [
@@ -101,10 +101,10 @@ def test_livekit_error_codes_map_to_502_or_503(
     serve, livekit_emulator, code: str, status: int, answer: str
 ) -> None:
     client = serve()
-    livekit_emulator.fail("ListRooms", code)
+    livekit_emulator.disturb(code, method="ListRooms")
     response = client.get("/api/rooms")
     assert response.json == {"statusCode": status, "message": f"Failed to list rooms: {answer}"}
-    livekit_emulator.fail("ListRooms", None)
+    livekit_emulator.heal()
     assert client.get("/api/rooms").status_code == 200
 
 
