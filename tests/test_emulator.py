@@ -221,7 +221,8 @@ def test_expiry_has_sixty_seconds_of_leeway(livekit_emulator) -> None:
         ("UpdateRoomMetadata", {"room": "x"}, {"room_list": True, "room": "x"}),
     ],
 )
-def test_each_call_demands_its_grant(livekit_emulator, method, body, grants) -> None:
+def test_a_missing_grant_is_twirp_unauthenticated(livekit_emulator, method, body, grants) -> None:
+    # LiveKit wraps it in twirpAuthError: 401 unauthenticated, not 403 permission_denied.
     status, _, answer = run(
         post(
             livekit_emulator.url,
@@ -230,7 +231,8 @@ def test_each_call_demands_its_grant(livekit_emulator, method, body, grants) -> 
             auth="Bearer " + token(**grants),
         )
     )
-    assert (status, json.loads(answer)["code"]) == (403, "permission_denied")
+    assert status == 401
+    assert json.loads(answer) == {"code": "unauthenticated", "msg": "permissions denied"}
 
 
 def test_participants_join_replace_and_fill(livekit_emulator) -> None:

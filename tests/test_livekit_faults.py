@@ -108,6 +108,19 @@ def test_livekit_error_codes_map_to_502_or_503(
     assert client.get("/api/rooms").status_code == 200
 
 
+def test_a_missing_grant_is_answered_as_livekit_answers_it(serve, livekit_emulator) -> None:
+    # LiveKit answers a token without the grant a call needs exactly so (its
+    # twirpAuthError): Twirp unauthenticated, 401, "permissions denied". The gateway
+    # reads every 401 as credentials LiveKit does not accept, so that is what it says.
+    client = serve()
+    livekit_emulator.disturb("unauthenticated", method="ListRooms", msg="permissions denied")
+    assert client.get("/api/rooms").json == {
+        "statusCode": 502,
+        "message": "Failed to list rooms: LiveKit rejected the service's credentials "
+        "(check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
+    }
+
+
 # -- the emulator's fault switches: each one, on every LiveKit-backed endpoint ----------
 
 SICK = [

@@ -61,8 +61,10 @@ class _Room:
 
 
 def _require(grants: Grants, grant: str, room: str | None = None) -> None:
+    # LiveKit's twirpAuthError wraps a missing grant as Twirp unauthenticated (401),
+    # not permission_denied (403).
     if not grants.get(grant) or (room is not None and grants.get("room") != room):
-        raise TwirpFault("permission_denied", "permissions denied")
+        raise TwirpFault("unauthenticated", "permissions denied")
 
 
 class Rooms:
