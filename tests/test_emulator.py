@@ -294,6 +294,40 @@ def test_people_can_join_over_http_for_dev_demos(livekit_emulator) -> None:
     assert run(scenario()) == [200, 409, 404, 400, 204]
 
 
+def test_close_room_disconnects_everyone_and_forgets_the_room(livekit_emulator) -> None:
+    async def create(room):
+        for name in ("a", "b"):
+            await room.create_room(api.CreateRoomRequest(name=name))
+
+    run(with_client(livekit_emulator, create))
+    livekit_emulator.add_participant("a", "ann")
+    assert livekit_emulator.room_names() == ["a", "b"]
+    livekit_emulator.close_room("a")
+    assert livekit_emulator.room_names() == ["b"]
+
+    async def seen(room):
+        rooms = await room.list_rooms(api.ListRoomsRequest())
+        people = await room.list_participants(api.ListParticipantsRequest(room="a"))
+        return [r.name for r in rooms.rooms], list(people.participants)
+
+    assert run(with_client(livekit_emulator, seen)) == (["b"], [])
+    with pytest.raises(KeyError):
+        livekit_emulator.close_room("a")
+    with pytest.raises(KeyError):
+        livekit_emulator.add_participant("a", "ann")
+
+
+def test_a_closed_room_is_gone_for_the_service_too(serve, livekit_emulator) -> None:
+    client = serve(room_list_cache_seconds=0)
+    room = client.post("/api/room/create", json={"userName": "u"}).json["roomId"]
+    livekit_emulator.close_room(room)
+    assert client.get(f"/api/room/{room}").json == {
+        "statusCode": 404,
+        "message": "Failed to get room: Room not found",
+    }
+    assert client.get("/api/rooms").json["total"] == 0
+
+
 def test_the_command_line_emulator_serves_faults_and_reports_them() -> None:
     import signal
     import subprocess

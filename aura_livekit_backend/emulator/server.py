@@ -198,6 +198,13 @@ class LiveKitEmulator:
         """``identity`` leaves ``room`` (the departure timeout starts when it empties)."""
         self._rooms.remove_participant(room, identity)
 
+    def close_room(self, room: str) -> None:
+        """Close ``room`` now, as LiveKit's DeleteRoom would; KeyError when it does not exist.
+
+        Everyone in it is disconnected; the service learns of it at its next call.
+        """
+        self._rooms.close(room)
+
     def room_names(self) -> list[str]:
         """The names of the rooms that are open now, sorted."""
         return self._rooms.names()

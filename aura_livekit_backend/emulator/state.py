@@ -117,6 +117,13 @@ class Rooms:
             if left and state is not None and not state.participants:
                 state.emptied_at = self.clock()
 
+    def close(self, room: str) -> None:
+        """Close ``room`` now, everyone in it disconnected; KeyError when no such room."""
+        with self._lock:
+            if self._live_room(room) is None:
+                raise KeyError(room)
+            del self._rooms[room]
+
     def names(self) -> list[str]:
         """The names of the rooms open now, sorted."""
         with self._lock:
