@@ -116,8 +116,10 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
         emulator.start()
         logger.warning(
             "development mode: LIVEKIT_URL is not set, so a LiveKit *emulator* answers at %s "
-            "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit)",
+            "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit); "
+            "its /_emulator hooks take 'Authorization: Bearer %s'",
             emulator.url,
+            emulator.hook_token,
         )
     elif settings.dev:
         logger.warning("development mode: using the LiveKit at %s", settings.livekit_url)

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.fault:
             emulator.disturb(args.fault, share=args.fault_share)
         print(f"LiveKit emulator on {emulator.url}", flush=True)
+        print(f"hook token: {emulator.hook_token}", flush=True)
         stopping.wait()
         print(f"calls: {dict(emulator.calls)}", flush=True)
         print(f"faults served: {dict(emulator.faults_served)}", flush=True)

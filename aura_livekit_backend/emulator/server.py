@@ -9,6 +9,7 @@ test runs on another loop.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 import time
@@ -72,6 +73,9 @@ class LiveKitEmulator:
         self.latency = 0.0
         #: Twirp calls received, by method name.
         self.calls: Counter[str] = Counter()
+        #: The bearer token the ``/_emulator/…`` hooks demand; one per emulator, kept
+        #: across an :meth:`outage`.
+        self.hook_token = secrets.token_urlsafe(32)
         self._rooms = Rooms(clock)
         self._faults = Faults()
         self._outage: threading.Timer | None = None
@@ -132,7 +136,7 @@ class LiveKitEmulator:
     async def _serve(self) -> web.AppRunner:
         app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
         app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
-        add_hooks(app, self._rooms)
+        add_hooks(app, self._rooms, self.hook_token)
         # A stalled call must not hold up stop() for its 30 s.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
