@@ -26,12 +26,12 @@ from sanic.worker.loader import AppLoader
 
 from . import __version__, supervision
 from .app import create_app
+from .emulator import LiveKitEmulator, free_port
 from .livekit import LiveKit
 from .logs import log_config
 from .metrics import MULTIPROC_ENV, Metrics, multiprocess_registry
 from .plugin_loader import PluginError, Services, discover, select, set_up
 from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
-from .testing.emulator import LiveKitEmulator, free_port
 
 __all__ = ["main"]
 
@@ -152,8 +152,10 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
         emulator.start()
         logger.warning(
             "development mode: LIVEKIT_URL is not set, so a LiveKit *emulator* answers at %s "
-            "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit)",
+            "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit); "
+            "its /_emulator hooks take 'Authorization: Bearer %s'",
             emulator.url,
+            emulator.hook_token,
         )
     elif settings.dev:
         logger.warning("development mode: using the LiveKit at %s", settings.livekit_url)

@@ -27,10 +27,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import KEY, ROOM, SECRET, cpu_seconds, post_script, seed, start, stop, wait_for, wrk
+from service_processes import worker_pids  # tools/, put on the path by run.py
 
-from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.testing.issuer import DevIssuer, SigningKey
-from aura_livekit_backend.testing.processes import worker_pids
 
 AUDIENCE = "aura-benchmark"
 
@@ -70,7 +70,7 @@ def main() -> None:
 
     lk_port = free_port()
     emulator = start(
-        [sys.executable, "-m", "aura_livekit_backend.testing.emulator", "--port", str(lk_port),
+        [sys.executable, "-m", "aura_livekit_backend.emulator", "--port", str(lk_port),
          "--api-key", KEY, "--api-secret", SECRET]
     )  # fmt: skip
     lk_url = f"http://127.0.0.1:{lk_port}"

@@ -32,8 +32,11 @@ from pathlib import Path
 import httpx
 from livekit import api
 
-from aura_livekit_backend.testing.emulator import free_port
-from aura_livekit_backend.testing.processes import rss_kib, worker_pids
+from aura_livekit_backend.emulator import free_port
+
+# tools/ holds the helpers shared with the tests, outside the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from service_processes import rss_kib, worker_pids
 
 KEY = "APIbenchmark"
 SECRET = "benchmark-secret-0123456789abcdefghijklmn"
@@ -217,7 +220,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "aura_livekit_backend.testing.emulator",
+                    "aura_livekit_backend.emulator",
                     "--port",
                     str(lk_port),
                     "--api-key",

@@ -22,11 +22,15 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import httpx
 
-from aura_livekit_backend.testing.emulator import SICK_LIVEKIT
-from aura_livekit_backend.testing.processes import ServiceProcesses, rss_kib, worker_pids
+from aura_livekit_backend.emulator import SICK_LIVEKIT
+
+# tools/ holds the helpers shared with the tests, outside the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from service_processes import ServiceProcesses, rss_kib, worker_pids
 
 KEY = "APIsoak"
 SECRET = "soak-livekit-secret-0123456789abcdef"

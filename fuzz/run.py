@@ -27,8 +27,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aura_livekit_backend.testing.emulator import SICK_LIVEKIT
-from aura_livekit_backend.testing.processes import ServiceProcesses
+from aura_livekit_backend.emulator import SICK_LIVEKIT
+
+# tools/ holds the helpers shared with the tests, outside the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from service_processes import ServiceProcesses
 
 HERE = Path(__file__).resolve().parent
 KEY = "fuzz-api-key-0123456789abcdef"

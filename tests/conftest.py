@@ -111,7 +111,7 @@ class RedisServer:
     def __init__(self) -> None:
         import shutil
 
-        from aura_livekit_backend.testing.emulator import free_port
+        from aura_livekit_backend.emulator import free_port
 
         binary = shutil.which("redis-server")
         if binary is None:

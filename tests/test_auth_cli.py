@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))

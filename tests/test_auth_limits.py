@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.emulator import free_port
 
 
 def join(client, room: str, name: str):

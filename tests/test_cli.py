@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from service_processes import worker_pids
 
 from aura_livekit_backend import __version__
-from aura_livekit_backend.testing.emulator import free_port
-from aura_livekit_backend.testing.processes import worker_pids
+from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
@@ -164,6 +165,32 @@ def test_two_workers_serve_and_sigterm_stops_cleanly() -> None:
     workers = set(re.findall(r"Starting worker \[(\d+)\]", output))
     assert len(workers) == 2, output
     assert "development mode" in output
+
+
+def read_until(process: subprocess.Popen, pattern: str, seconds: float = 10) -> re.Match:
+    """Read a running server's output until ``pattern`` matches it (or fail after ``seconds``)."""
+    fd, seen = process.stdout.fileno(), b""
+    deadline = time.monotonic() + seconds
+    while (found := re.search(pattern, seen.decode(errors="replace"))) is None:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{pattern!r} not in {seen!r}"
+        if select.select([fd], [], [], left)[0]:
+            seen += os.read(fd, 65536)
+    return found
+
+
+def test_dev_logs_the_emulator_hook_token_and_only_it_opens_the_hooks() -> None:
+    with server("--dev") as (process, base):
+        found = read_until(process, r"answers at (http://[\d.:]+) .*Authorization: Bearer ([\w-]+)")
+        emulator, token = found.groups()
+        room = httpx.post(f"{base}/api/room/create", json={"userName": "host"}).json()["roomId"]
+        hook = f"{emulator}/_emulator/rooms/{room}/participants"
+        assert httpx.post(hook, json={"identity": "ann"}).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.post(hook, json={"identity": "ann"}, headers=auth).status_code == 200
+        assert httpx.get(f"{base}/api/room/{room}").json()["numParticipants"] == 1
+        code, _ = stop(process)
+    assert code == 0
 
 
 def test_a_weak_secret_warns_once_and_is_never_printed() -> None:

@@ -19,7 +19,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from aura_livekit_backend.testing.emulator import free_port
+from aura_livekit_backend.emulator import free_port
 
 HEALTHCHECK = Path(__file__).resolve().parents[1] / "scripts" / "container-healthcheck.py"
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))

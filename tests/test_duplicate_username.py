@@ -80,7 +80,7 @@ def test_reject_names_are_exact_and_korean_names_work(serve, livekit_emulator) -
 def test_reject_with_a_sick_livekit_is_503_not_a_token(serve, livekit_emulator) -> None:
     client = serve(duplicate_username="reject")
     room = make_room(client)
-    livekit_emulator.fail("GetParticipant", "unavailable")
+    livekit_emulator.disturb("unavailable", method="GetParticipant")
     response = client.post("/api/token", json={"roomId": room, "userName": "kim"})
     assert response.status_code == 503
     assert (

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from livekit import api
 
-from aura_livekit_backend.testing.emulator import LiveKitEmulator, RoomFull
+from aura_livekit_backend.emulator import LiveKitEmulator, RoomFull
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 ROOM_SERVICE = "/twirp/livekit.RoomService/"
@@ -221,7 +221,8 @@ def test_expiry_has_sixty_seconds_of_leeway(livekit_emulator) -> None:
         ("UpdateRoomMetadata", {"room": "x"}, {"room_list": True, "room": "x"}),
     ],
 )
-def test_each_call_demands_its_grant(livekit_emulator, method, body, grants) -> None:
+def test_a_missing_grant_is_twirp_unauthenticated(livekit_emulator, method, body, grants) -> None:
+    # LiveKit wraps it in twirpAuthError: 401 unauthenticated, not 403 permission_denied.
     status, _, answer = run(
         post(
             livekit_emulator.url,
@@ -230,7 +231,8 @@ def test_each_call_demands_its_grant(livekit_emulator, method, body, grants) -> 
             auth="Bearer " + token(**grants),
         )
     )
-    assert (status, json.loads(answer)["code"]) == (403, "permission_denied")
+    assert status == 401
+    assert json.loads(answer) == {"code": "unauthenticated", "msg": "permissions denied"}
 
 
 def test_participants_join_replace_and_fill(livekit_emulator) -> None:
@@ -273,23 +275,124 @@ def test_rooms_close_after_their_timeouts() -> None:
         assert emulator.room_names() == []
 
 
+async def hook(emulator, verb, path, *, token=None, headers=None, **kwargs):
+    """Call one of the emulator's own hooks; (status, JSON body or None)."""
+    headers = dict(headers or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(verb, emulator.url + path, headers=headers, **kwargs) as response,
+    ):
+        body = await response.json() if response.content_type == "application/json" else None
+        return response.status, body
+
+
 def test_people_can_join_over_http_for_dev_demos(livekit_emulator) -> None:
     run(with_client(livekit_emulator, lambda room: room.create_room(
         api.CreateRoomRequest(name="demo", max_participants=1))))  # fmt: skip
 
     async def scenario():
-        async with aiohttp.ClientSession() as http:
-            base = f"{livekit_emulator.url}/_emulator/rooms"
-            answers = []
-            for room, body in (("demo", {"identity": "ann"}), ("demo", {"identity": "bob"}),
-                               ("nope", {"identity": "x"}), ("demo", {"name": "?"})):  # fmt: skip
-                async with http.post(f"{base}/{room}/participants", json=body) as response:
-                    answers.append(response.status)
-            async with http.delete(f"{base}/demo/participants/ann") as response:
-                answers.append(response.status)
-            return answers
+        answers = []
+        token = livekit_emulator.hook_token
+        for room, body in (("demo", {"identity": "ann"}), ("demo", {"identity": "bob"}),
+                           ("nope", {"identity": "x"}), ("demo", {"name": "?"})):  # fmt: skip
+            path = f"/_emulator/rooms/{room}/participants"
+            answers.append((await hook(livekit_emulator, "POST", path, token=token, json=body))[0])
+        path = "/_emulator/rooms/demo/participants/ann"
+        answers.append((await hook(livekit_emulator, "DELETE", path, token=token))[0])
+        return answers
 
     assert run(scenario()) == [200, 409, 404, 400, 204]
+
+
+@pytest.mark.parametrize(
+    ("verb", "path", "token", "kwargs", "status"),
+    [
+        # What a web page's form post can send: no token, a form body or text/plain.
+        ("POST", "participants", None, {"data": {"identity": "eve"}}, 401),
+        ("POST", "participants", None, {"json": {"identity": "eve"}}, 401),
+        ("POST", "participants", "a-guess", {"json": {"identity": "eve"}}, 401),
+        ("POST", "participants", "right", {"data": {"identity": "eve"}}, 415),
+        (
+            "POST",
+            "participants",
+            "right",
+            {"data": '{"identity": "eve"}', "headers": {"Content-Type": "text/plain"}},
+            415,
+        ),
+        ("DELETE", "participants/ann", None, {}, 401),
+        ("DELETE", "participants/ann", "a-guess", {}, 401),
+    ],
+)
+def test_the_hooks_demand_the_token_and_json(livekit_emulator, verb, path, token, kwargs, status):
+    run(with_client(livekit_emulator, lambda room: room.create_room(
+        api.CreateRoomRequest(name="demo"))))  # fmt: skip
+    livekit_emulator.add_participant("demo", "ann")
+    if token == "right":
+        token = livekit_emulator.hook_token
+    path = f"/_emulator/rooms/demo/{path}"
+    answer = run(hook(livekit_emulator, verb, path, token=token, **kwargs))
+    assert answer[0] == status
+    assert "error" in answer[1]
+    # Nobody joined or left.
+    assert run(with_client(livekit_emulator, lambda room: room.list_participants(
+        api.ListParticipantsRequest(room="demo")))).participants[0].identity == "ann"  # fmt: skip
+
+
+def test_each_emulator_has_its_own_hook_token_kept_across_an_outage(livekit_emulator) -> None:
+    run(with_client(livekit_emulator, lambda room: room.create_room(
+        api.CreateRoomRequest(name="demo"))))  # fmt: skip
+    path = "/_emulator/rooms/demo/participants"
+    with LiveKitEmulator(TEST_API_KEY, TEST_API_SECRET) as other:
+        assert other.hook_token != livekit_emulator.hook_token
+        answer = run(hook(livekit_emulator, "POST", path, token=other.hook_token, json={}))
+        assert answer[0] == 401
+    livekit_emulator.outage(0.2)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            answer = run(hook(livekit_emulator, "POST", path, token=livekit_emulator.hook_token,
+                              json={"identity": "ann"}))  # fmt: skip
+            break
+        except aiohttp.ClientConnectionError:
+            assert time.monotonic() < deadline, "the emulator did not come back"
+            time.sleep(0.05)
+    assert answer == (200, {"identity": "ann", "name": "ann"})
+
+
+def test_close_room_disconnects_everyone_and_forgets_the_room(livekit_emulator) -> None:
+    async def create(room):
+        for name in ("a", "b"):
+            await room.create_room(api.CreateRoomRequest(name=name))
+
+    run(with_client(livekit_emulator, create))
+    livekit_emulator.add_participant("a", "ann")
+    assert livekit_emulator.room_names() == ["a", "b"]
+    livekit_emulator.close_room("a")
+    assert livekit_emulator.room_names() == ["b"]
+
+    async def seen(room):
+        rooms = await room.list_rooms(api.ListRoomsRequest())
+        people = await room.list_participants(api.ListParticipantsRequest(room="a"))
+        return [r.name for r in rooms.rooms], list(people.participants)
+
+    assert run(with_client(livekit_emulator, seen)) == (["b"], [])
+    with pytest.raises(KeyError):
+        livekit_emulator.close_room("a")
+    with pytest.raises(KeyError):
+        livekit_emulator.add_participant("a", "ann")
+
+
+def test_a_closed_room_is_gone_for_the_service_too(serve, livekit_emulator) -> None:
+    client = serve(room_list_cache_seconds=0)
+    room = client.post("/api/room/create", json={"userName": "u"}).json["roomId"]
+    livekit_emulator.close_room(room)
+    assert client.get(f"/api/room/{room}").json == {
+        "statusCode": 404,
+        "message": "Failed to get room: Room not found",
+    }
+    assert client.get("/api/rooms").json["total"] == 0
 
 
 def test_the_command_line_emulator_serves_faults_and_reports_them() -> None:
@@ -297,11 +400,11 @@ def test_the_command_line_emulator_serves_faults_and_reports_them() -> None:
     import subprocess
     import sys
 
-    from aura_livekit_backend.testing.emulator import free_port
+    from aura_livekit_backend.emulator import free_port
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "aura_livekit_backend.testing.emulator", "--port", str(port),
+        [sys.executable, "-m", "aura_livekit_backend.emulator", "--port", str(port),
          "--api-key", TEST_API_KEY, "--api-secret", TEST_API_SECRET,
          "--fault", "unavailable", "--fault", "internal", "--fault-share", "0.5"],
         stdout=subprocess.PIPE, text=True,

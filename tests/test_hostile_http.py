@@ -15,6 +15,7 @@ import resource
 import socket
 
 import pytest
+from service_processes import ServiceProcesses
 
 from aura_livekit_backend.access import BearerKeys
 from aura_livekit_backend.app import create_app
@@ -26,7 +27,6 @@ from aura_livekit_backend.http_limits import (
 )
 from aura_livekit_backend.settings import SettingsError
 from aura_livekit_backend.testing.client import ServiceClient
-from aura_livekit_backend.testing.processes import ServiceProcesses
 
 KEY = "k-0123456789abcdef-hostile"
 MODERATION_KEY = "m-0123456789abcdef-hostile"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from aura_livekit_backend.testing.emulator import LiveKitEmulator, free_port
+from aura_livekit_backend.emulator import LiveKitEmulator, free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 REQUESTS = [
@@ -101,11 +101,30 @@ def test_livekit_error_codes_map_to_502_or_503(
     serve, livekit_emulator, code: str, status: int, answer: str
 ) -> None:
     client = serve()
-    livekit_emulator.fail("ListRooms", code)
+    livekit_emulator.disturb(code, method="ListRooms")
     response = client.get("/api/rooms")
     assert response.json == {"statusCode": status, "message": f"Failed to list rooms: {answer}"}
-    livekit_emulator.fail("ListRooms", None)
+    livekit_emulator.heal()
     assert client.get("/api/rooms").status_code == 200
+
+
+def test_a_missing_grant_is_answered_as_livekit_answers_it(serve, livekit_emulator) -> None:
+    # LiveKit answers a token without the grant a call needs exactly so (its
+    # twirpAuthError): Twirp unauthenticated, 401, "permissions denied". That is a
+    # permission the key lacks, not credentials LiveKit refuses, and the answer says so.
+    client = serve()
+    livekit_emulator.disturb("unauthenticated", method="ListRooms", msg="permissions denied")
+    assert client.get("/api/rooms").json == {
+        "statusCode": 502,
+        "message": "Failed to list rooms: LiveKit refused the call: the API key lacks a permission",
+    }
+    # Any other unauthenticated answer is still about the credentials.
+    livekit_emulator.disturb("unauthenticated", method="ListRooms", msg="invalid token")
+    assert client.get("/api/rooms").json == {
+        "statusCode": 502,
+        "message": "Failed to list rooms: LiveKit rejected the service's credentials "
+        "(check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)",
+    }
 
 
 # -- the emulator's fault switches: each one, on every LiveKit-backed endpoint ----------

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aura_livekit_backend.testing.emulator import LiveKitEmulator, free_port
+from aura_livekit_backend.emulator import LiveKitEmulator, free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 from .test_cli import server, stop
@@ -89,7 +89,7 @@ def test_metrics_count_requests_livekit_calls_tokens_and_rooms(serve, livekit_em
     client.post("/api/token", json={"roomId": room["roomId"], "userName": "v"})
     client.get("/api/room/room-1-nope00")
     client.get("/api/nope")
-    livekit_emulator.fail("ListRooms", "internal")
+    livekit_emulator.disturb("internal", method="ListRooms")
     client.get("/api/rooms")
 
     response = client.get("/metrics")
@@ -200,7 +200,7 @@ def test_json_logs_carry_request_ids_and_no_secrets_or_tokens(livekit_emulator) 
         joined = httpx.post(
             f"{base}/api/token", json={"roomId": created["roomId"], "userName": "guest"}
         ).json()
-        livekit_emulator.fail("ListRooms", "internal")
+        livekit_emulator.disturb("internal", method="ListRooms")
         failed = httpx.get(f"{base}/api/rooms", headers={"X-Request-ID": "trace-me-42"})
         assert failed.status_code == 502
         assert failed.headers["x-request-id"] == "trace-me-42"
@@ -239,7 +239,7 @@ def test_livekit_failures_are_counted_by_documented_outcome(
     serve, livekit_emulator, code: str, outcome: str
 ) -> None:
     client = serve()
-    livekit_emulator.fail("ListRooms", code)
+    livekit_emulator.disturb(code, method="ListRooms")
     client.get("/api/rooms")
     text = client.get("/metrics").text
     assert total(text, "aura_livekit_calls_total", method="ListRooms", outcome=outcome) == 1

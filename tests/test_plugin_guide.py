@@ -135,3 +135,16 @@ def test_a_plugin_written_against_the_first_guide_still_runs(site, aura_client) 
     assert answer.json == {"roomId": room["roomId"], "topic": "T"}
     missing = client.get("/api/room/room-1-nope00/topic")
     assert missing.json == {"statusCode": 404, "message": "Failed to get room: Room not found"}
+
+
+def test_the_kits_example_test_passes(site, aura_client, livekit_emulator) -> None:
+    source, entry_points = example()
+    site.install("acme-invites", entry_points, {"acme_invites": source})
+    text = GUIDE.read_text()
+    block = text.split("<!-- kit-example -->", 1)[1].split("<!-- /kit-example -->", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(block.split("```python", 1)[1].split("```", 1)[0], namespace)  # noqa: S102 (our guide)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 1
+    tests[0](aura_client, livekit_emulator)
+    assert livekit_emulator.faults_served["unavailable"] == 1

@@ -14,7 +14,7 @@ import httpx
 from sanic import DefaultSanic
 from sanic_testing.reusable import ReusableClient
 
-from .emulator import free_port
+from ..emulator import free_port
 
 __all__ = ["ServiceClient", "free_port", "serving"]
 

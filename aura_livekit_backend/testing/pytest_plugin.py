@@ -3,7 +3,7 @@
 Installed with the package as a ``pytest11`` plugin, so its fixtures are there in any
 test suite once ``aura-livekit-backend[test]`` is installed:
 
-- ``livekit_emulator``: a :class:`~aura_livekit_backend.testing.emulator.LiveKitEmulator`
+- ``livekit_emulator``: a :class:`~aura_livekit_backend.emulator.LiveKitEmulator`
   running for the test, with credentials the settings below match.
 - ``aura_settings(**fields)``: :class:`~aura_livekit_backend.Settings` pointed at that
   emulator, reading no ``.env`` file; ``fields`` override any setting.
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..emulator import LiveKitEmulator
 from ..settings import Settings
-from .emulator import LiveKitEmulator
 
 if TYPE_CHECKING:
     from .client import ServiceClient

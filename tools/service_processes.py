@@ -1,5 +1,9 @@
 """The service as processes: started for the fuzz and soak scripts, its workers found in ``/proc``.
 
+Not part of the package (``tools/`` is not in the wheel): the benchmarks, the fuzz
+run and ``tests/test_cli.py`` import it as ``service_processes``; pytest finds it
+through ``pythonpath = ["tools"]``, the scripts put ``tools/`` on ``sys.path``.
+
 The console script's main process has, as children, multiprocessing's resource
 tracker, then Sanic's state manager (the first spawned child), then the workers,
 which Sanic spawns after it and respawns when one dies.
@@ -19,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from .emulator import free_port
+from aura_livekit_backend.emulator import free_port
 
 __all__ = ["ServiceProcesses", "rss_kib", "worker_pids"]
 
@@ -87,7 +91,7 @@ class ServiceProcesses:
         self.livekit_port, self.port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._emulator_command = [
-            sys.executable, "-m", "aura_livekit_backend.testing.emulator",
+            sys.executable, "-m", "aura_livekit_backend.emulator",
             "--port", str(self.livekit_port),
             "--api-key", livekit_key, "--api-secret", livekit_secret,
             *(arg for kind in faults for arg in ("--fault", kind)),

@@ -1,0 +1,256 @@
+"""The emulator as a server: LiveKit's RoomService on 127.0.0.1, in a background thread.
+
+It ties the parts together — the rooms (:mod:`.state`), the wire (:mod:`.twirp`),
+the faults (:mod:`.faults`) and the hooks (:mod:`.hooks`) — and runs them on an
+event loop of its own, so a test can drive it synchronously while the service under
+test runs on another loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import jwt
+from aiohttp import web
+from livekit.protocol import models
+
+from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
+from .faults import Faults
+from .hooks import add_hooks
+from .state import MAX_METADATA_BYTES, Rooms
+from .twirp import serve_call
+
+__all__ = ["LiveKitEmulator", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task on this loop: calls still stalled when the emulator stops."""
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+class LiveKitEmulator:
+    """LiveKit's RoomService on ``127.0.0.1``, in a background thread.
+
+    ::
+
+        with LiveKitEmulator(api_key="key", api_secret="a-secret-of-32-bytes-or-more…") as lk:
+            settings = Settings(livekit_url=lk.url, livekit_api_key="key", …)
+    """
+
+    def __init__(
+        self,
+        api_key: str = DEV_API_KEY,
+        api_secret: str = DEV_API_SECRET,
+        *,
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Emulate a LiveKit that accepts ``api_key``/``api_secret``; ``port`` 0 picks one.
+
+        ``clock`` is the time in seconds that rooms age by (a test may pass its own).
+        """
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.port = port
+        #: Seconds added before every Twirp answer (a slow LiveKit).
+        self.latency = 0.0
+        #: Twirp calls received, by method name.
+        self.calls: Counter[str] = Counter()
+        #: The bearer token the ``/_emulator/…`` hooks demand; one per emulator, kept
+        #: across an :meth:`outage`.
+        self.hook_token = secrets.token_urlsafe(32)
+        self._rooms = Rooms(clock)
+        self._faults = Faults()
+        self._outage: threading.Timer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL to give the service as ``LIVEKIT_URL``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time in seconds that rooms age by."""
+        return self._rooms.clock
+
+    @property
+    def faults_served(self) -> Counter[str]:
+        """Calls answered with a fault instead, by kind (a FAULTS name or Twirp code)."""
+        return self._faults.served
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> LiveKitEmulator:
+        """Start serving; returns once the port accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        if len(self.api_secret.encode()) < MIN_SECRET_BYTES:
+            # LiveKit's dev secret is short by design; PyJWT would warn at every call.
+            warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                runner = loop.run_until_complete(self._serve())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.run_until_complete(_cancel_the_rest())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="livekit-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    async def _serve(self) -> web.AppRunner:
+        app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
+        app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
+        add_hooks(app, self._rooms, self.hook_token)
+        # A stalled call must not hold up stop() for its 30 s.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        # What port 0 became.
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner
+
+    async def _twirp(self, request: web.Request) -> web.StreamResponse:
+        return await serve_call(
+            request,
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            rooms=self._rooms,
+            intercept=self._intercept,
+        )
+
+    async def _intercept(self, request: web.Request, method: str) -> web.StreamResponse | None:
+        """Count the call, then make it slow or sick as the test asked."""
+        self.calls[method] += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return await self._faults.answer(request, method)
+
+    def stop(self) -> None:
+        """Stop serving (connections are refused from now on); rooms are kept."""
+        if self._outage is not None:
+            self._outage.cancel()
+            self._outage = None
+        self._halt()
+
+    def _halt(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> LiveKitEmulator:
+        """Start; the block runs with the emulator serving."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop."""
+        self.stop()
+
+    # -- what a test may do to the emulated LiveKit --------------------------------
+
+    def add_participant(
+        self, room: str, identity: str, name: str = "", *, publisher: bool = False
+    ) -> models.ParticipantInfo:
+        """Join ``identity`` to ``room`` as LiveKit would at WebRTC signalling.
+
+        A second join with the same identity replaces the first (LiveKit disconnects
+        it). Raises :class:`~.state.RoomFull` when max_participants are already in,
+        KeyError when the room does not exist.
+        """
+        return self._rooms.add_participant(room, identity, name, publisher=publisher)
+
+    def remove_participant(self, room: str, identity: str) -> None:
+        """``identity`` leaves ``room`` (the departure timeout starts when it empties)."""
+        self._rooms.remove_participant(room, identity)
+
+    def close_room(self, room: str) -> None:
+        """Close ``room`` now, as LiveKit's DeleteRoom would; KeyError when it does not exist.
+
+        Everyone in it is disconnected; the service learns of it at its next call.
+        """
+        self._rooms.close(room)
+
+    def room_names(self) -> list[str]:
+        """The names of the rooms that are open now, sorted."""
+        return self._rooms.names()
+
+    def disturb(
+        self,
+        kind: str | Sequence[str],
+        *,
+        method: str | None = None,
+        share: float = 1.0,
+        seconds: float | None = None,
+        msg: str = "emulated failure",
+    ) -> None:
+        """Answer calls with a fault instead of their answer, from now on.
+
+        ``kind`` is a name in :data:`~.faults.FAULTS` or a Twirp error code
+        (``"unavailable"``, ``"internal"``, …; ``msg`` is its message), or several, one
+        picked at random for each call hit. ``method`` limits it to one RoomService
+        method (a method's own disturbance wins over an all-methods one); ``share`` is
+        the fraction of calls hit, at random; ``seconds`` heals it by itself after that
+        long. The call is still counted in :attr:`calls`. Raises ValueError for an
+        unknown kind or method, or a share outside (0, 1].
+        """
+        self._faults.disturb(kind, method=method, share=share, seconds=seconds, msg=msg)
+
+    def heal(self) -> None:
+        """Drop every disturbance and the latency: LiveKit is well again."""
+        self._faults.heal()
+        self.latency = 0.0
+
+    def outage(self, seconds: float) -> None:
+        """Refuse every connection for ``seconds``, then serve again on the same port.
+
+        Returns at once; the rooms are kept, as a LiveKit that restarts with Redis would.
+        """
+        if self._thread is None:
+            raise RuntimeError("the emulator is not running")
+        self._halt()
+        self._outage = threading.Timer(seconds, self._end_outage)
+        self._outage.daemon = True
+        self._outage.start()
+
+    def _end_outage(self) -> None:
+        self._outage = None
+        self.start()

@@ -1,0 +1,271 @@
+"""What the emulated LiveKit holds, and what each RoomService method does to it.
+
+Rooms keyed by name, each with its participants; LiveKit's defaults, limits and
+get-or-create; rooms that close after their empty or departure timeout; the grants
+each method demands. The semantics are LiveKit's (``shared/notes/livekit-wire.md``);
+a refusal is a :class:`~.twirp.TwirpFault`, which the wire answers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+from livekit.protocol import models
+from livekit.protocol import room as room_pb
+
+from .twirp import TwirpFault
+
+__all__ = [
+    "DEFAULT_DEPARTURE_TIMEOUT",
+    "DEFAULT_EMPTY_TIMEOUT",
+    "MAX_METADATA_BYTES",
+    "MAX_NAME_LENGTH",
+    "SID_ALPHABET",
+    "RoomFull",
+    "Rooms",
+    "new_sid",
+]
+
+#: The characters of a LiveKit sid after its prefix (base57: no 0, 1, I, O, l).
+SID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+#: LiveKit's defaults for a room created without them.
+DEFAULT_EMPTY_TIMEOUT = 300
+DEFAULT_DEPARTURE_TIMEOUT = 20
+MAX_NAME_LENGTH = 256
+MAX_METADATA_BYTES = 512 * 1024
+
+Grants = dict[str, Any]
+
+
+class RoomFull(Exception):
+    """A join the emulated LiveKit refuses: the room has max_participants already."""
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh LiveKit sid: ``prefix`` (``RM_``, ``PA_``) and 12 base57 characters."""
+    return prefix + "".join(secrets.choice(SID_ALPHABET) for _ in range(12))
+
+
+@dataclass
+class _Room:
+    proto: models.Room
+    participants: dict[str, models.ParticipantInfo] = field(default_factory=dict)
+    #: When the last participant left; None while someone is in or nobody ever joined.
+    emptied_at: float | None = None
+    ever_joined: bool = False
+
+
+def _require(grants: Grants, grant: str, room: str | None = None) -> None:
+    # LiveKit's twirpAuthError wraps a missing grant as Twirp unauthenticated (401),
+    # not permission_denied (403).
+    if not grants.get(grant) or (room is not None and grants.get("room") != room):
+        raise TwirpFault("unauthenticated", "permissions denied")
+
+
+class Rooms:
+    """Every room of the emulated LiveKit; safe to use from any thread.
+
+    ``clock`` gives the time in seconds (``time.time``), so a test can move it on to
+    see rooms close.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        """No rooms yet."""
+        self.clock = clock
+        self._rooms: dict[str, _Room] = {}
+        self._swept = float("-inf")
+        self._lock = threading.Lock()
+
+    # -- what a test does in place of WebRTC --------------------------------------
+
+    def add_participant(
+        self, room: str, identity: str, name: str = "", *, publisher: bool = False
+    ) -> models.ParticipantInfo:
+        """Join ``identity`` to ``room``; RoomFull when full, KeyError when no such room."""
+        with self._lock:
+            state = self._live_room(room)
+            if state is None:
+                raise KeyError(room)
+            limit = state.proto.max_participants
+            if identity not in state.participants and 0 < limit <= len(state.participants):
+                raise RoomFull(room)
+            now = self.clock()
+            participant = models.ParticipantInfo(
+                sid=new_sid("PA_"),
+                identity=identity,
+                name=name or identity,
+                state=models.ParticipantInfo.State.ACTIVE,
+                joined_at=int(now),
+                joined_at_ms=int(now * 1000),
+                is_publisher=publisher,
+            )
+            state.participants[identity] = participant
+            state.ever_joined = True
+            state.emptied_at = None
+            return participant
+
+    def remove_participant(self, room: str, identity: str) -> None:
+        """``identity`` leaves ``room``, if there; the departure timeout starts when it empties."""
+        with self._lock:
+            state = self._live_room(room)
+            left = state is not None and state.participants.pop(identity, None) is not None
+            if left and state is not None and not state.participants:
+                state.emptied_at = self.clock()
+
+    def close(self, room: str) -> None:
+        """Close ``room`` now, everyone in it disconnected; KeyError when no such room."""
+        with self._lock:
+            if self._live_room(room) is None:
+                raise KeyError(room)
+            del self._rooms[room]
+
+    def names(self) -> list[str]:
+        """The names of the rooms open now, sorted."""
+        with self._lock:
+            self._expire()
+            return sorted(self._rooms)
+
+    # -- the RoomService methods ------------------------------------------------------
+
+    def implements(self, method: str) -> bool:
+        """Whether RoomService ``method`` is emulated (the rest are ``unimplemented``)."""
+        return hasattr(self, "_rpc_" + _snake(method))
+
+    def call(self, method: str, message: Message, grants: Grants) -> Message:
+        """Run RoomService ``method`` for a caller holding ``grants`` (the JWT's ``video``)."""
+        handler: Callable[[Message, Grants], Message] = getattr(self, "_rpc_" + _snake(method))
+        with self._lock:
+            self._expire()
+            return handler(message, grants)
+
+    # Everything below runs with the lock held.
+
+    def _expire(self) -> None:
+        # A sweep touches every room: at most one per second of the clock, so a call
+        # costs the same with ten rooms or ten thousand (rooms looked up by name are
+        # checked one by one in _live_room).
+        now = self.clock()
+        if now - self._swept < 1:
+            return
+        self._swept = now
+        for name in [name for name, state in self._rooms.items() if _closed(state, now)]:
+            del self._rooms[name]
+
+    def _live_room(self, name: str) -> _Room | None:
+        self._expire()
+        state = self._rooms.get(name)
+        if state is not None and _closed(state, self.clock()):
+            del self._rooms[name]
+            return None
+        return state
+
+    def _rpc_create_room(self, message: room_pb.CreateRoomRequest, grants: Grants) -> models.Room:
+        _require(grants, "roomCreate")
+        if not message.name:
+            raise TwirpFault("invalid_argument", "room name is required")
+        if len(message.name) > MAX_NAME_LENGTH:
+            raise TwirpFault("invalid_argument", "room name length exceeds limits")
+        if len(message.metadata.encode()) > MAX_METADATA_BYTES:
+            raise TwirpFault("invalid_argument", "metadata size exceeds limits")
+        existing = self._live_room(message.name)
+        if existing is not None:
+            return _snapshot(existing)
+        now = self.clock()
+        proto = models.Room(
+            sid=new_sid("RM_"),
+            name=message.name,
+            empty_timeout=message.empty_timeout or DEFAULT_EMPTY_TIMEOUT,
+            departure_timeout=message.departure_timeout or DEFAULT_DEPARTURE_TIMEOUT,
+            max_participants=message.max_participants,
+            creation_time=int(now),
+            creation_time_ms=int(now * 1000),
+            metadata=message.metadata,
+        )
+        self._rooms[message.name] = _Room(proto)
+        return _snapshot(self._rooms[message.name])
+
+    def _rpc_list_rooms(
+        self, message: room_pb.ListRoomsRequest, grants: Grants
+    ) -> room_pb.ListRoomsResponse:
+        _require(grants, "roomList")
+        if message.names:
+            found = (self._live_room(name) for name in message.names)
+            rooms = [_snapshot(state) for state in found if state is not None]
+        else:
+            rooms = [_snapshot(state) for state in self._rooms.values()]
+        return room_pb.ListRoomsResponse(rooms=rooms)
+
+    def _rpc_delete_room(
+        self, message: room_pb.DeleteRoomRequest, grants: Grants
+    ) -> room_pb.DeleteRoomResponse:
+        _require(grants, "roomCreate")
+        if self._live_room(message.room) is None:
+            raise TwirpFault("not_found", "requested room does not exist")
+        del self._rooms[message.room]
+        return room_pb.DeleteRoomResponse()
+
+    def _rpc_update_room_metadata(
+        self, message: room_pb.UpdateRoomMetadataRequest, grants: Grants
+    ) -> models.Room:
+        _require(grants, "roomAdmin", message.room)
+        state = self._live_room(message.room)
+        if state is None:
+            raise TwirpFault("not_found", "requested room does not exist")
+        if len(message.metadata.encode()) > MAX_METADATA_BYTES:
+            raise TwirpFault("invalid_argument", "metadata size exceeds limits")
+        state.proto.metadata = message.metadata
+        return _snapshot(state)
+
+    def _rpc_list_participants(
+        self, message: room_pb.ListParticipantsRequest, grants: Grants
+    ) -> room_pb.ListParticipantsResponse:
+        _require(grants, "roomAdmin", message.room)
+        state = self._live_room(message.room)
+        participants = list(state.participants.values()) if state else []
+        return room_pb.ListParticipantsResponse(participants=participants)
+
+    def _rpc_get_participant(
+        self, message: room_pb.RoomParticipantIdentity, grants: Grants
+    ) -> models.ParticipantInfo:
+        _require(grants, "roomAdmin", message.room)
+        state = self._live_room(message.room)
+        if state is None or message.identity not in state.participants:
+            raise TwirpFault("not_found", "participant does not exist")
+        return state.participants[message.identity]
+
+    def _rpc_remove_participant(
+        self, message: room_pb.RoomParticipantIdentity, grants: Grants
+    ) -> room_pb.RemoveParticipantResponse:
+        _require(grants, "roomAdmin", message.room)
+        state = self._live_room(message.room)
+        if state is None or state.participants.pop(message.identity, None) is None:
+            raise TwirpFault("not_found", "participant does not exist")
+        if not state.participants:
+            state.emptied_at = self.clock()
+        return room_pb.RemoveParticipantResponse()
+
+
+def _snake(name: str) -> str:
+    """``UpdateRoomMetadata`` → ``update_room_metadata``: the handler's name."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _closed(state: _Room, now: float) -> bool:
+    if state.participants:
+        return False
+    if state.ever_joined and state.emptied_at is not None:
+        return now >= state.emptied_at + state.proto.departure_timeout
+    return now >= state.proto.creation_time + state.proto.empty_timeout
+
+
+def _snapshot(state: _Room) -> models.Room:
+    room = models.Room()
+    room.CopyFrom(state.proto)
+    room.num_participants = len(state.participants)
+    room.num_publishers = sum(p.is_publisher for p in state.participants.values())
+    return room
