@@ -1,4 +1,8 @@
-"""Shared fixtures: a clean environment, the kit under our own names, fake distributions."""
+"""Shared fixtures: a clean environment, the kit under our own names, fake distributions.
+
+The kit's module-scoped fixtures (``module_aura_client`` and its emulator) are used
+directly, in module-scoped fixtures of the test files whose tests only read.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,25 @@ from aura_livekit_backend.plugin import ENTRY_POINT_GROUP
 from aura_livekit_backend.testing.client import ServiceClient
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No LIVEKIT_*/AURA_* variable or .env file of the developer's reaches a test."""
+def _forget_the_developers_environment(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("LIVEKIT_", "AURA_")):
             monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(cwd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for the session: module-scoped apps are built before any test's own."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _forget_the_developers_environment(monkeypatch, tmp_path_factory.mktemp("cwd"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LIVEKIT_*/AURA_* variable or .env file of the developer's reaches a test."""
+    _forget_the_developers_environment(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Every error answer is JSON {"statusCode", "message"}: never HTML, never a traceback."""
+"""Every error answer is JSON {"statusCode", "message"}: never HTML, never a traceback.
+
+Tests that read share one app per set of plugins (module-scoped); tests of settings
+(body limit, CORS) serve their own.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 from aura_livekit_backend.endpoints.rooms import plugin as ROOMS
 from aura_livekit_backend.endpoints.tokens import plugin as TOKENS
 from aura_livekit_backend.plugin import ApiError, Plugin, PluginContext
+from aura_livekit_backend.testing.client import ServiceClient
 
 
 def _failing(ctx: PluginContext) -> None:
@@ -24,25 +29,39 @@ def _failing(ctx: PluginContext) -> None:
 FAILING = {"failing": Plugin(setup=_failing)}
 
 
-def test_unknown_route_is_a_json_404(serve) -> None:
-    response = serve().get("/api/nope")
+@pytest.fixture(scope="module")
+def client(module_aura_client) -> ServiceClient:
+    return module_aura_client()
+
+
+@pytest.fixture(scope="module")
+def failing(module_aura_client) -> ServiceClient:
+    return module_aura_client(plugins=FAILING)
+
+
+@pytest.fixture(scope="module")
+def rooms_and_tokens(module_aura_client) -> ServiceClient:
+    return module_aura_client(plugins={"rooms": ROOMS, "tokens": TOKENS})
+
+
+def test_unknown_route_is_a_json_404(client) -> None:
+    response = client.get("/api/nope")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
     assert response.json == {"statusCode": 404, "message": "Requested URL /api/nope not found"}
 
 
-def test_wrong_method_is_a_json_405(serve) -> None:
-    response = serve().request("delete", "/api/health")
+def test_wrong_method_is_a_json_405(client) -> None:
+    response = client.request("delete", "/api/health")
     assert response.status_code == 405
     body = response.json
     assert body["statusCode"] == 405
     assert "DELETE" in body["message"]
 
 
-def test_unexpected_exception_is_a_bare_500_and_logged(serve, caplog) -> None:
-    client = serve(plugins=FAILING)
+def test_unexpected_exception_is_a_bare_500_and_logged(failing, caplog) -> None:
     with caplog.at_level(logging.ERROR):
-        response = client.get("/api/boom")
+        response = failing.get("/api/boom")
     assert response.status_code == 500
     assert response.json == {"statusCode": 500, "message": "Internal server error"}
     assert "internal detail" not in response.text
@@ -51,8 +70,8 @@ def test_unexpected_exception_is_a_bare_500_and_logged(serve, caplog) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/teapot"])
-def test_api_error_keeps_its_status_and_message(serve, path: str) -> None:
-    response = serve(plugins=FAILING).get(path)
+def test_api_error_keeps_its_status_and_message(failing, path: str) -> None:
+    response = failing.get(path)
     assert response.status_code == 418
     assert response.json == {"statusCode": 418, "message": "short and stout"}
 
@@ -96,9 +115,9 @@ def test_cors_allows_only_configured_origins(serve, fields, origin, allowed) -> 
         ("get", "/api/token", {"POST", "OPTIONS"}),
     ],
 )
-def test_every_405_names_the_allowed_methods(serve, method, path, allowed) -> None:
+def test_every_405_names_the_allowed_methods(rooms_and_tokens, method, path, allowed) -> None:
     # Sanic names them for static paths only; a room's path is dynamic.
-    response = serve(plugins={"rooms": ROOMS, "tokens": TOKENS}).request(method, path)
+    response = rooms_and_tokens.request(method, path)
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == allowed
     assert response.json["statusCode"] == 405

@@ -2,6 +2,14 @@
 
 Requests go over a raw socket, byte for byte as written here: an HTTP client would
 normalise ``..`` away, refuse bad percent-encodings or fix the Content-Length.
+
+Every test here only reads, or creates rooms it does not count, so the module shares
+one served app and one emulator. Tables of values that one code path judges (the body
+models' fields) are unit tests on the models; over HTTP each endpoint keeps cases of
+its own, and every value whose bytes on the wire matter (JSON literals such as
+``Infinity``, escapes, sizes) goes over the wire. Where one code path serves several
+endpoints (the body parser, Sanic's 405), the cases are spread over the endpoints
+instead of crossed with them.
 """
 
 from __future__ import annotations
@@ -10,8 +18,13 @@ import asyncio
 import json
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
+from aura_livekit_backend.emulator import LiveKitEmulator
+from aura_livekit_backend.endpoints.rooms import CreateRoom
+from aura_livekit_backend.endpoints.tokens import JoinRoom
 from aura_livekit_backend.testing.client import ServiceClient
+from aura_livekit_backend.validation import PARTICIPANT_CAP, describe
 
 
 def raw(
@@ -44,14 +57,32 @@ def assert_error(status: int, reply: dict, expected: int, message: str) -> None:
     assert reply["message"].startswith(message), reply["message"]
 
 
-@pytest.fixture
-def client(serve) -> ServiceClient:
-    return serve(room_list_cache_seconds=0)
+@pytest.fixture(scope="module")
+def client(module_aura_client) -> ServiceClient:
+    return module_aura_client(room_list_cache_seconds=0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def livekit(module_livekit_emulator) -> LiveKitEmulator:
+    return module_livekit_emulator
+
+
+@pytest.fixture(scope="module")
 def room(client) -> str:
     return client.post("/api/room/create", json={"userName": "host"}).json["roomId"]
+
+
+def refusal(model: type[BaseModel], body: dict) -> str:
+    """What the API answers for ``body`` (``describe``), as ``model`` refuses it."""
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate(body, context={PARTICIPANT_CAP: 1000})
+    return describe(refused.value)
+
+
+def spread(cases: list, over: list) -> list:
+    """Each case with one of ``over`` in turn: every case and every one of ``over`` runs."""
+    assert len(cases) >= len(over)
+    return [(over[i % len(over)], *case) for i, case in enumerate(cases)]
 
 
 # -- bodies ---------------------------------------------------------------------------
@@ -113,21 +144,40 @@ def base_body(path: str, room: str) -> dict:
     )
 
 
-@pytest.mark.parametrize("path", ENDPOINTS)
-@pytest.mark.parametrize(("body", "message"), BAD_BODIES)
-def test_bodies_that_are_not_a_json_object(client, livekit_emulator, path, body, message) -> None:
-    before = sum(livekit_emulator.calls.values())
+# One parser (validation.parse_json) reads every JSON body: each bad body on one
+# endpoint, the endpoints in turn.
+@pytest.mark.parametrize(("path", "body", "message"), spread(BAD_BODIES, ENDPOINTS))
+def test_bodies_that_are_not_a_json_object(client, livekit, path, body, message) -> None:
+    before = sum(livekit.calls.values())
     assert_error(*raw(client, "POST", path.encode(), body, JSON), 400, message)
-    assert sum(livekit_emulator.calls.values()) == before  # LiveKit never hears of it
+    assert sum(livekit.calls.values()) == before  # LiveKit never hears of it
 
 
-@pytest.mark.parametrize("path", ENDPOINTS)
 @pytest.mark.parametrize(("value", "message"), BAD_USER_NAMES)
-def test_bad_user_names(client, livekit_emulator, room, path, value, message) -> None:
+@pytest.mark.parametrize(
+    ("model", "body"), [(CreateRoom, {}), (JoinRoom, {"roomId": "r"})], ids=["create", "join"]
+)
+def test_bad_user_names(model, body, value, message) -> None:
+    assert refusal(model, {**body, "userName": value}).startswith(message)
+
+
+#: userNames whose JSON text is not what a Python value prints: they go over the wire.
+WIRE_USER_NAMES = [
+    (float("inf"), "userName: Input should be a valid string"),  # Infinity, not JSON
+    (10**300, "userName: Input should be a valid string"),  # 301 digits
+    ("lone\ud800", "userName: must not contain control or invisible characters (U+D800)"),
+    ("x" * 60_000, "userName: must be at most 128 characters"),  # near the body limit
+    ("\u3000", "userName: must not be empty or blank"),
+    ([[[[[[[[[[["deep"]]]]]]]]]]], "userName: Input should be a valid string"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), spread(WIRE_USER_NAMES, ENDPOINTS))
+def test_bad_user_names_over_the_wire(client, livekit, room, path, value, message) -> None:
     body = json.dumps({**base_body(path, room), "userName": value}).encode()
-    before = sum(livekit_emulator.calls.values())
+    before = sum(livekit.calls.values())
     assert_error(*raw(client, "POST", path.encode(), body, JSON), 400, message)
-    assert sum(livekit_emulator.calls.values()) == before
+    assert sum(livekit.calls.values()) == before
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -140,22 +190,37 @@ def test_unknown_fields_are_named(client, room, path) -> None:
     )
 
 
-@pytest.mark.parametrize("path", ["/api/room/join", "/api/token"])
+BAD_ROOM_IDS = [
+    (None, "roomId: Input should be a valid string"),
+    (12345, "roomId: Input should be a valid string"),
+    (1e308, "roomId: Input should be a valid string"),
+    ("", "roomId: must not be empty or blank"),
+    ("r" * 257, "roomId: must be at most 256 characters"),
+    ("r" * 10_240, "roomId: must be at most 256 characters"),
+    ("room\u0000", "roomId: must not contain control or invisible characters"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), BAD_ROOM_IDS)
+def test_bad_room_ids_in_bodies(value, message) -> None:
+    assert refusal(JoinRoom, {"roomId": value, "userName": "g"}).startswith(message)
+
+
+# Both join endpoints read the body as JoinRoom: the cases in turn, each endpoint a
+# refusal by the model and a well-formed id no room has (a path-like one included).
 @pytest.mark.parametrize(
-    ("value", "status", "message"),
-    [
-        (None, 400, "roomId: Input should be a valid string"),
-        (12345, 400, "roomId: Input should be a valid string"),
-        (1e308, 400, "roomId: Input should be a valid string"),
-        ("", 400, "roomId: must not be empty or blank"),
-        ("r" * 257, 400, "roomId: must be at most 256 characters"),
-        ("r" * 10_240, 400, "roomId: must be at most 256 characters"),
-        ("room\u0000", 400, "roomId: must not contain control or invisible characters"),
-        ("../../etc/passwd", 404, "Failed to join room: Room not found"),
-        ("RM_" + "x" * 253, 404, "Failed to join room: Room not found"),
-    ],
+    ("path", "value", "status", "message"),
+    spread(
+        [
+            (1e308, 400, "roomId: Input should be a valid string"),
+            ("r" * 10_240, 400, "roomId: must be at most 256 characters"),
+            ("../../etc/passwd", 404, "Failed to join room: Room not found"),
+            ("RM_" + "x" * 253, 404, "Failed to join room: Room not found"),
+        ],
+        ["/api/room/join", "/api/token"],
+    ),
 )
-def test_bad_room_ids_in_bodies(client, path, value, status, message) -> None:
+def test_bad_room_ids_over_the_wire(client, path, value, status, message) -> None:
     body = json.dumps({"roomId": value, "userName": "g"}).encode()
     assert_error(*raw(client, "POST", path.encode(), body, JSON), status, message)
 
@@ -163,7 +228,6 @@ def test_bad_room_ids_in_bodies(client, path, value, status, message) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (None, None),  # null is "not given": the default applies
         (20.0, "maxParticipants: Input should be a valid integer"),
         ("20", "maxParticipants: Input should be a valid integer"),
         (True, "maxParticipants: Input should be a valid integer"),
@@ -173,7 +237,20 @@ def test_bad_room_ids_in_bodies(client, path, value, status, message) -> None:
         ([20], "maxParticipants: Input should be a valid integer"),
     ],
 )
-def test_bad_participant_limits(client, value, message) -> None:
+def test_bad_participant_limits(value, message) -> None:
+    assert refusal(CreateRoom, {"userName": "h", "maxParticipants": value}).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, None),  # null is "not given": the default applies
+        (20.0, "maxParticipants: Input should be a valid integer"),  # 20.0 is not 20
+        (float("nan"), "maxParticipants: Input should be a valid integer"),  # NaN, not JSON
+        (10**30, "maxParticipants: must be between 1 and 1000"),
+    ],
+)
+def test_participant_limits_over_the_wire(client, value, message) -> None:
     body = json.dumps({"userName": "h", "maxParticipants": value}).encode()
     status, reply = raw(client, "POST", b"/api/room/create", body, JSON)
     if message is None:
@@ -182,10 +259,10 @@ def test_bad_participant_limits(client, value, message) -> None:
         assert_error(status, reply, 400, message)
 
 
-@pytest.mark.parametrize(
-    "name", ["김민수", "さくら 桜", "👩🏽‍💻 dev", "محمد", "Ελένη", "🇰🇷", "x" * 128, "𠜎𠜱𠝹"]
-)
-@pytest.mark.parametrize("path", ENDPOINTS)
+NAMES = ["김민수", "さくら 桜", "👩🏽‍💻 dev", "محمد", "Ελένη", "🇰🇷", "x" * 128, "𠜎𠜱𠝹"]
+
+
+@pytest.mark.parametrize(("path", "name"), spread([(name,) for name in NAMES], ENDPOINTS))
 def test_names_in_any_script_round_trip_byte_for_byte(client, room, path, name) -> None:
     body = json.dumps({**base_body(path, room), "userName": name}, ensure_ascii=False).encode()
     status, reply = raw(client, "POST", path.encode(), body, JSON)
@@ -256,11 +333,21 @@ ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "allowed"), ROUTES)
-@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
-def test_wrong_methods_are_a_json_405(client, path, allowed, method) -> None:
-    if method == allowed or (path == "/api/room/some-room" and method == "DELETE"):
-        return  # the route's own method (DELETE on a room is the moderation plugin's)
+# Sanic's router answers every wrong method the same way: each route once, with
+# every wrong method among them (DELETE on a room is the moderation plugin's).
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/room/create", "GET"),
+        ("/api/room/join", "PUT"),
+        ("/api/token", "DELETE"),
+        ("/api/rooms", "POST"),
+        ("/api/room/some-room", "PUT"),
+        ("/api/health", "DELETE"),
+    ],
+)
+def test_wrong_methods_are_a_json_405(client, path, method) -> None:
+    assert method != dict(ROUTES)[path]
     assert_error(*raw(client, method, path.encode()), 405, f"Method {method} not allowed")
 
 

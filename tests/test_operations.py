@@ -1,4 +1,9 @@
-"""Operations: readiness, Prometheus metrics, request ids, logs, trusted proxies."""
+"""Operations: readiness, Prometheus metrics, request ids, logs, trusted proxies.
+
+Request-id tests share one served app (``client``); tests that count an app's metrics
+from zero, read logs (logging is configured per process, by the app built last),
+change settings or make LiveKit sick serve their own.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aura_livekit_backend.emulator import LiveKitEmulator, free_port
+from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 from .test_cli import server, stop
+
+
+@pytest.fixture(scope="module")
+def client(module_aura_client) -> ServiceClient:
+    return module_aura_client()
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -153,8 +164,7 @@ def test_metrics_on_their_own_port(livekit_emulator) -> None:
 # -- request ids and logs --------------------------------------------------------------
 
 
-def test_every_answer_carries_a_request_id(serve) -> None:
-    client = serve()
+def test_every_answer_carries_a_request_id(client) -> None:
     generated = client.get("/api/health").headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
     assert client.get("/api/health").headers["x-request-id"] != generated
@@ -163,8 +173,8 @@ def test_every_answer_carries_a_request_id(serve) -> None:
 
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 129, "new\\nline", "<script>"])
-def test_an_insane_request_id_is_replaced(serve, bad: str) -> None:
-    answer = serve().get("/api/health", headers={"X-Request-ID": bad})
+def test_an_insane_request_id_is_replaced(client, bad: str) -> None:
+    answer = client.get("/api/health", headers={"X-Request-ID": bad})
     assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"])
 
 
@@ -222,12 +232,13 @@ def test_json_logs_carry_request_ids_and_no_secrets_or_tokens(livekit_emulator) 
         assert secret not in output
 
 
-def test_odd_methods_do_not_mint_metric_series(serve) -> None:
-    client = serve()
+def test_odd_methods_do_not_mint_metric_series(client) -> None:
+    odd = {"route": "unmatched", "method": "other"}
+    before = total(client.get("/metrics").text, "aura_http_requests_total", **odd)
     for method in ("BREW", "PROPFIND", "X-ANY"):
         client.request(method, "/api/whatever")
     text = client.get("/metrics").text
-    assert total(text, "aura_http_requests_total", route="unmatched", method="other") == 3
+    assert total(text, "aura_http_requests_total", **odd) == before + 3
     assert "BREW" not in text
 
 

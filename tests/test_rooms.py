@@ -1,4 +1,10 @@
-"""Rooms and tokens against the LiveKit emulator, over HTTP, through the real livekit-api client."""
+"""Rooms and tokens against the LiveKit emulator, over HTTP, through the real livekit-api client.
+
+Tests with default settings share one served app and emulator (``client``, ``emulator``):
+they create rooms of their own and count LiveKit calls as differences, so they do not
+need a clean emulator. Tests of other settings, of the room list as a whole, or of the
+OpenAPI document (sanic-ext keeps one per process) serve an app of their own.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import pytest
 from livekit import api
 
 import aura_livekit_backend.livekit.rooms as gateway
+from aura_livekit_backend.emulator import LiveKitEmulator
+from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 ROOM_NAME = re.compile(r"room-(\d+)-[a-z0-9]{6}")
@@ -37,6 +45,16 @@ def assert_join_token(token: str, identity: str, room: str, ttl: timedelta) -> N
     assert lifetime(token) == ttl
 
 
+@pytest.fixture(scope="module")
+def client(module_aura_client) -> ServiceClient:
+    return module_aura_client()
+
+
+@pytest.fixture(scope="module")
+def emulator(module_livekit_emulator) -> LiveKitEmulator:
+    return module_livekit_emulator
+
+
 def create(client, **body):
     response = client.post("/api/room/create", json={"userName": "host-user", **body})
     assert response.status_code == 200, response.text
@@ -46,8 +64,7 @@ def create(client, **body):
 # -- POST /room/create ---------------------------------------------------------------
 
 
-def test_create_answers_the_documented_shape_and_a_creator_token(serve, livekit_emulator) -> None:
-    client = serve()
+def test_create_answers_the_documented_shape_and_a_creator_token(client, emulator) -> None:
     before = int(datetime.now(timezone.utc).timestamp())
     body = create(
         client, roomTopic="My Room", description="Test room description", maxParticipants=7
@@ -58,7 +75,7 @@ def test_create_answers_the_documented_shape_and_a_creator_token(serve, livekit_
     }  # fmt: skip
     match = ROOM_NAME.fullmatch(body["roomId"])
     assert match and abs(int(match.group(1)) - before) <= 2
-    assert body["livekitUrl"] == livekit_emulator.url.replace("http://", "ws://")
+    assert body["livekitUrl"] == emulator.url.replace("http://", "ws://")
     assert body["roomUrl"] == f"{body['livekitUrl']}/{body['roomId']}"
     assert (body["roomTopic"], body["description"], body["maxParticipants"]) == (
         "My Room",
@@ -70,11 +87,11 @@ def test_create_answers_the_documented_shape_and_a_creator_token(serve, livekit_
     assert_join_token(body["token"], "host-user", body["roomId"], timedelta(hours=24))
 
 
-def test_room_facts_live_in_livekit(serve, livekit_emulator) -> None:
-    body = create(serve(), roomTopic="Standup", description="daily", maxParticipants=5)
+def test_room_facts_live_in_livekit(client, emulator) -> None:
+    body = create(client, roomTopic="Standup", description="daily", maxParticipants=5)
 
     async def fetch() -> api.Room:
-        lk = api.LiveKitAPI(livekit_emulator.url, TEST_API_KEY, TEST_API_SECRET)
+        lk = api.LiveKitAPI(emulator.url, TEST_API_KEY, TEST_API_SECRET)
         try:
             rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[body["roomId"]]))
         finally:
@@ -90,16 +107,15 @@ def test_room_facts_live_in_livekit(serve, livekit_emulator) -> None:
     }
 
 
-def test_create_defaults_come_from_settings(serve) -> None:
-    body = create(serve())
+def test_create_defaults_come_from_settings(client, serve) -> None:
+    body = create(client)
     assert (body["roomTopic"], body["description"], body["maxParticipants"]) == ("새 회의", "", 20)
     other = create(serve(default_room_topic="Sync", default_max_participants=4, token_ttl=3600))
     assert (other["roomTopic"], other["maxParticipants"]) == ("Sync", 4)
     assert lifetime(other["token"]) == timedelta(hours=1)
 
 
-def test_null_or_empty_topic_means_the_default(serve) -> None:
-    client = serve()
+def test_null_or_empty_topic_means_the_default(client) -> None:
     assert create(client, roomTopic=None)["roomTopic"] == "새 회의"
     assert create(client, roomTopic="")["roomTopic"] == "새 회의"
 
@@ -110,14 +126,13 @@ def test_public_url_is_what_clients_get(serve) -> None:
     assert body["roomUrl"] == f"wss://meet.example.com/{body['roomId']}"
 
 
-def test_room_names_are_unique_under_concurrent_creation(serve) -> None:
-    client = serve()
+def test_room_names_are_unique_under_concurrent_creation(client) -> None:
     names = {create(client)["roomId"] for _ in range(50)}
     assert len(names) == 50
 
 
-def test_a_name_taken_a_moment_ago_is_replaced(serve, livekit_emulator, monkeypatch) -> None:
-    client = serve()
+def test_a_name_taken_a_moment_ago_is_replaced(client, emulator, monkeypatch) -> None:
+    before = emulator.calls["CreateRoom"]
     first = create(client, roomTopic="mine")
     # Make the random source repeat the first name's suffix once, then go on normally.
     suffix = iter(first["roomId"].rsplit("-", 1)[1])
@@ -129,14 +144,13 @@ def test_a_name_taken_a_moment_ago_is_replaced(serve, livekit_emulator, monkeypa
     second = create(client, roomTopic="theirs")
     assert second["roomId"] != first["roomId"]
     assert second["roomTopic"] == "theirs"
-    assert livekit_emulator.calls["CreateRoom"] == 3  # the taken name cost one more call
+    assert emulator.calls["CreateRoom"] == before + 3  # the taken name cost one more call
 
 
 @pytest.mark.parametrize(
     "name", ["김민준", "山田太郎", "🎥 Ana 👩‍👩‍👧", "Zoë O'Brien-Łukasz", "a" * 128]
 )
-def test_any_human_name_round_trips_exactly(serve, name: str) -> None:
-    client = serve()
+def test_any_human_name_round_trips_exactly(client, name: str) -> None:
     body = create(client, userName=name)
     assert body["userName"] == name
     assert claims_of(body["token"]).identity == name
@@ -184,15 +198,16 @@ BAD_CREATE_BODIES = [
 
 @pytest.mark.parametrize(("body", "message"), BAD_CREATE_BODIES)
 def test_bad_create_bodies_are_400s_naming_the_problem(
-    serve, livekit_emulator, body: bytes, message: str
+    client, emulator, body: bytes, message: str
 ) -> None:
-    response = serve().post(
+    before = emulator.calls["CreateRoom"]
+    response = client.post(
         "/api/room/create", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 400, response.text
     assert response.json["statusCode"] == 400
     assert response.json["message"].startswith(message), response.json
-    assert livekit_emulator.calls["CreateRoom"] == 0
+    assert emulator.calls["CreateRoom"] == before
 
 
 def test_the_participant_cap_is_a_setting(serve) -> None:
@@ -205,10 +220,8 @@ def test_the_participant_cap_is_a_setting(serve) -> None:
     }
 
 
-def test_description_may_span_lines(serve) -> None:
-    assert (
-        create(serve(), description="line one\nline\ttwo")["description"] == "line one\nline\ttwo"
-    )
+def test_description_may_span_lines(client) -> None:
+    assert create(client, description="line one\nline\ttwo")["description"] == "line one\nline\ttwo"
 
 
 # -- POST /room/join and POST /token -------------------------------------------------
@@ -216,59 +229,53 @@ def test_description_may_span_lines(serve) -> None:
 
 @pytest.mark.parametrize("path", ["/api/room/join", "/api/token"])
 @pytest.mark.parametrize("by", ["roomId", "sid"])
-def test_join_by_name_or_sid(serve, livekit_emulator, path: str, by: str) -> None:
-    client = serve()
+def test_join_by_name_or_sid(client, emulator, path: str, by: str) -> None:
     room = create(client)
     response = client.post(path, json={"roomId": room[by], "userName": "participant-user"})
     assert response.status_code == 200, response.text
     body = response.json
     assert set(body) == {"token", "url", "roomId", "sid", "identity"}
     assert body["identity"] == "participant-user"
-    assert body["url"] == livekit_emulator.url.replace("http://", "ws://")
+    assert body["url"] == emulator.url.replace("http://", "ws://")
     assert (body["roomId"], body["sid"]) == (room["roomId"], room["sid"])
     assert_join_token(body["token"], "participant-user", room["roomId"], timedelta(hours=24))
 
 
-def test_join_by_name_costs_one_livekit_call_whatever_the_number_of_rooms(
-    serve, livekit_emulator
-) -> None:
-    client = serve()
+def test_join_by_name_costs_one_livekit_call_whatever_the_number_of_rooms(client, emulator) -> None:
     rooms = [create(client) for _ in range(30)]
-    before = livekit_emulator.calls["ListRooms"]
+    before = emulator.calls["ListRooms"]
     client.post("/api/token", json={"roomId": rooms[7]["roomId"], "userName": "u"})
-    assert livekit_emulator.calls["ListRooms"] == before + 1
+    assert emulator.calls["ListRooms"] == before + 1
 
 
 @pytest.mark.parametrize("path", ["/api/room/join", "/api/token"])
 @pytest.mark.parametrize("room_id", ["room-1-abcdef", "RM_dSbCDo6CDPQU"])
-def test_join_a_missing_room_is_404(serve, path: str, room_id: str) -> None:
-    response = serve().post(path, json={"roomId": room_id, "userName": "u"})
+def test_join_a_missing_room_is_404(client, path: str, room_id: str) -> None:
+    response = client.post(path, json={"roomId": room_id, "userName": "u"})
     assert response.status_code == 404
     assert response.json == {"statusCode": 404, "message": "Failed to join room: Room not found"}
 
 
-def test_join_a_full_room_is_409(serve, livekit_emulator) -> None:
-    client = serve()
+def test_join_a_full_room_is_409(client, emulator) -> None:
     room = create(client, maxParticipants=2)
-    livekit_emulator.add_participant(room["roomId"], "host-user")
+    emulator.add_participant(room["roomId"], "host-user")
     body = {"roomId": room["roomId"], "userName": "second"}
     assert client.post("/api/room/join", json=body).status_code == 200
-    livekit_emulator.add_participant(room["roomId"], "second")
+    emulator.add_participant(room["roomId"], "second")
     response = client.post("/api/room/join", json={**body, "userName": "third"})
     assert response.status_code == 409
     assert response.json == {"statusCode": 409, "message": "Failed to join room: Room is full"}
 
 
-def test_join_a_room_made_outside_the_service(serve, livekit_emulator) -> None:
+def test_join_a_room_made_outside_the_service(client, emulator) -> None:
     async def make() -> None:
-        lk = api.LiveKitAPI(livekit_emulator.url, TEST_API_KEY, TEST_API_SECRET)
+        lk = api.LiveKitAPI(emulator.url, TEST_API_KEY, TEST_API_SECRET)
         try:
             await lk.room.create_room(api.CreateRoomRequest(name="lobby"))
         finally:
             await lk.aclose()
 
     asyncio.run(make())
-    client = serve()
     assert client.post("/api/token", json={"roomId": "lobby", "userName": "u"}).status_code == 200
     info = client.get("/api/room/lobby").json
     assert (info["roomTopic"], info["createdBy"], info["maxParticipants"]) == ("lobby", "", 0)
@@ -285,8 +292,8 @@ def test_join_a_room_made_outside_the_service(serve, livekit_emulator) -> None:
         ({"roomId": "r\u0000", "userName": "u"}, "roomId: must not contain control"),
     ],
 )
-def test_bad_join_bodies_are_400s(serve, body: dict, message: str) -> None:
-    response = serve().post("/api/token", json=body)
+def test_bad_join_bodies_are_400s(client, body: dict, message: str) -> None:
+    response = client.post("/api/token", json=body)
     assert response.status_code == 400
     assert response.json["message"].startswith(message), response.json
 
@@ -294,8 +301,7 @@ def test_bad_join_bodies_are_400s(serve, body: dict, message: str) -> None:
 # -- GET /room/{roomId} and GET /rooms -------------------------------------------------
 
 
-def test_get_room_by_name_and_by_sid(serve) -> None:
-    client = serve()
+def test_get_room_by_name_and_by_sid(client) -> None:
     room = create(client, roomTopic="test-room", maxParticipants=9)
     for room_id in (room["roomId"], room["sid"]):
         response = client.get(f"/api/room/{room_id}")
@@ -316,16 +322,15 @@ def test_get_room_by_name_and_by_sid(serve) -> None:
         assert timedelta(0) <= now - created < timedelta(seconds=10)
 
 
-def test_get_room_counts_participants(serve, livekit_emulator) -> None:
-    client = serve()
+def test_get_room_counts_participants(client, emulator) -> None:
     room = create(client)
-    livekit_emulator.add_participant(room["roomId"], "a")
-    livekit_emulator.add_participant(room["roomId"], "b")
+    emulator.add_participant(room["roomId"], "a")
+    emulator.add_participant(room["roomId"], "b")
     assert client.get(f"/api/room/{room['roomId']}").json["numParticipants"] == 2
 
 
-def test_get_a_missing_room_is_404(serve) -> None:
-    response = serve().get("/api/room/room-1-zzzzzz")
+def test_get_a_missing_room_is_404(client) -> None:
+    response = client.get("/api/room/room-1-zzzzzz")
     assert response.json == {"statusCode": 404, "message": "Failed to get room: Room not found"}
 
 
@@ -337,14 +342,14 @@ def test_get_a_missing_room_is_404(serve) -> None:
         ("/api/room/bad%00id", "roomId: must not contain control"),
     ],
 )
-def test_bad_room_ids_in_the_path_are_400s(serve, path: str, message: str) -> None:
-    response = serve().get(path)
+def test_bad_room_ids_in_the_path_are_400s(client, path: str, message: str) -> None:
+    response = client.get(path)
     assert response.status_code == 400
     assert response.json["message"].startswith(message)
 
 
 def test_list_rooms(serve) -> None:
-    client = serve()
+    client = serve()  # its own emulator: the whole list is counted
     assert client.get("/api/rooms").json == {"rooms": [], "total": 0}
     made = [create(client, roomTopic=f"t{i}") for i in range(3)]
     body = client.get("/api/rooms").json

@@ -1,4 +1,9 @@
-"""Joining by sid without listing every room each time, and GET /rooms in pages."""
+"""Joining by sid without listing every room each time, and GET /rooms in pages.
+
+Tests of one worker's own rooms and of bad queries share one served app and emulator
+(``client``, ``emulator``); tests that count the whole room list, need a worker that
+knows nothing yet, or change settings or LiveKit's health serve apps of their own.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,20 @@ import httpx
 import pytest
 from livekit import api
 
+from aura_livekit_backend.emulator import LiveKitEmulator
 from aura_livekit_backend.livekit.sids import SidCache, looks_like_sid
+from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
+
+
+@pytest.fixture(scope="module")
+def client(module_aura_client) -> ServiceClient:
+    return module_aura_client()
+
+
+@pytest.fixture(scope="module")
+def emulator(module_livekit_emulator) -> LiveKitEmulator:
+    return module_livekit_emulator
 
 
 def create(client, **body) -> dict:
@@ -34,13 +51,12 @@ def join(client, room_id: str):
     return client.post("/api/token", json={"roomId": room_id, "userName": "v"})
 
 
-def test_a_known_sid_costs_one_call(serve, livekit_emulator) -> None:
-    client = serve()
+def test_a_known_sid_costs_one_call(client, emulator) -> None:
     rooms = [create(client) for _ in range(20)]
     for room in rooms:  # created here: the worker knows their sids already
-        before = livekit_emulator.calls["ListRooms"]
+        before = emulator.calls["ListRooms"]
         assert join(client, room["sid"]).json["roomId"] == room["roomId"]
-        assert livekit_emulator.calls["ListRooms"] == before + 1
+        assert emulator.calls["ListRooms"] == before + 1
 
 
 def test_an_unknown_sid_lists_once_then_is_known(serve, livekit_emulator) -> None:
@@ -56,24 +72,20 @@ def test_an_unknown_sid_lists_once_then_is_known(serve, livekit_emulator) -> Non
         assert livekit_emulator.calls["ListRooms"] == before + 1
 
 
-def test_a_deleted_room_is_never_joined_through_the_cache(serve, livekit_emulator) -> None:
-    client = serve()
+def test_a_deleted_room_is_never_joined_through_the_cache(client, emulator) -> None:
     room = create(client)
     assert join(client, room["sid"]).status_code == 200
-    livekit(livekit_emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=room["roomId"])))
+    livekit(emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=room["roomId"])))
     response = join(client, room["sid"])
     assert response.status_code == 404
     assert response.json["message"] == "Failed to join room: Room not found"
 
 
-def test_a_recreated_room_is_not_the_old_sid(serve, livekit_emulator) -> None:
-    client = serve()
+def test_a_recreated_room_is_not_the_old_sid(client, emulator) -> None:
     room = create(client)
     assert join(client, room["sid"]).status_code == 200
-    livekit(livekit_emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=room["roomId"])))
-    again = livekit(
-        livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name=room["roomId"]))
-    )
+    livekit(emulator, lambda r: r.delete_room(api.DeleteRoomRequest(room=room["roomId"])))
+    again = livekit(emulator, lambda r: r.create_room(api.CreateRoomRequest(name=room["roomId"])))
     assert again.sid != room["sid"]
     assert join(client, room["sid"]).status_code == 404  # the old sid is gone
     fresh = join(client, again.sid)
@@ -152,8 +164,8 @@ def test_a_page_survives_rooms_closing_before_it(serve, livekit_emulator) -> Non
         ("limit=5&cursor=", "cursor: is not one this service handed out"),
     ],
 )
-def test_bad_page_queries_are_400s(serve, query: str, message: str) -> None:
-    response = serve().get(f"/api/rooms?{query}")
+def test_bad_page_queries_are_400s(client, query: str, message: str) -> None:
+    response = client.get(f"/api/rooms?{query}")
     assert response.status_code == 400
     assert response.json == {"statusCode": 400, "message": message}
 

@@ -16,12 +16,26 @@ A test of a plugin's endpoint is then::
 
     def test_hello(aura_client):
         assert aura_client().get("/api/hello").status_code == 200
+
+Each has a module-scoped twin, ``module_livekit_emulator``, ``module_aura_settings`` and
+``module_aura_client``, that lives until the module's last test: building and serving
+an app costs far more than a request to it, so tests that only read (or create rooms
+without counting the room list) share one::
+
+    @pytest.fixture(scope="module")
+    def client(module_aura_client):
+        return module_aura_client(room_list_cache_seconds=0)
+
+A test that changes state others could see (faults, outages, participants it counts,
+the whole room list) keeps the function-scoped fixtures. So does a test that reads
+``/docs/openapi.json`` or the logs: sanic-ext keeps one OpenAPI document per process
+and logging is configured per process, both by the app built last.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,27 +46,28 @@ from ..settings import Settings
 if TYPE_CHECKING:
     from .client import ServiceClient
 
-__all__ = ["TEST_API_KEY", "TEST_API_SECRET", "aura_client", "aura_settings", "livekit_emulator"]
+__all__ = [
+    "TEST_API_KEY",
+    "TEST_API_SECRET",
+    "aura_client",
+    "aura_settings",
+    "livekit_emulator",
+    "module_aura_client",
+    "module_aura_settings",
+    "module_livekit_emulator",
+]
 
 #: The credentials the emulator accepts and the settings carry; long enough not to warn.
 TEST_API_KEY = "APIaurakit"
 TEST_API_SECRET = "aura-kit-secret-0123456789abcdefghij"  # noqa: S105 (test-only)
 
 
-@pytest.fixture
-def livekit_emulator() -> Iterator[LiveKitEmulator]:
-    """A LiveKit emulator on 127.0.0.1 for the length of the test."""
-    with LiveKitEmulator(TEST_API_KEY, TEST_API_SECRET) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def aura_settings(livekit_emulator: LiveKitEmulator) -> Callable[..., Settings]:
-    """``aura_settings(**fields)``: settings for the emulator, no ``.env``, ``fields`` on top."""
+def _settings_factory(emulator: LiveKitEmulator) -> Callable[..., Settings]:
+    """``make(**fields)``: settings for ``emulator``, no ``.env``, ``fields`` on top."""
 
     def make(**fields: Any) -> Settings:
         values: dict[str, Any] = {
-            "livekit_url": livekit_emulator.url,
+            "livekit_url": emulator.url,
             "livekit_api_key": TEST_API_KEY,
             "livekit_api_secret": TEST_API_SECRET,
         }
@@ -62,9 +77,11 @@ def aura_settings(livekit_emulator: LiveKitEmulator) -> Callable[..., Settings]:
     return make
 
 
-@pytest.fixture
-def aura_client(aura_settings: Callable[..., Settings]) -> Iterator[Callable[..., ServiceClient]]:
-    """``aura_client(settings=None, *, plugins=None, **fields)``: the app, served for the test."""
+@contextmanager
+def _serving_factory(
+    make_settings: Callable[..., Settings],
+) -> Iterator[Callable[..., ServiceClient]]:
+    """``start(settings=None, *, plugins=None, **fields)``: apps served until the block ends."""
     # Imported here: sanic-testing is a test extra, and pytest loads this module in
     # every test run of an environment that has the package installed.
     from ..app import create_app
@@ -78,7 +95,58 @@ def aura_client(aura_settings: Callable[..., Settings]) -> Iterator[Callable[...
             plugins: dict[str, Any] | None = None,
             **fields: Any,
         ) -> ServiceClient:
-            app = create_app(settings or aura_settings(**fields), plugins=plugins)
+            app = create_app(settings or make_settings(**fields), plugins=plugins)
             return stack.enter_context(serving(app))
 
+        yield start
+
+
+@pytest.fixture
+def livekit_emulator() -> Iterator[LiveKitEmulator]:
+    """A LiveKit emulator on 127.0.0.1 for the length of the test."""
+    with LiveKitEmulator(TEST_API_KEY, TEST_API_SECRET) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def aura_settings(livekit_emulator: LiveKitEmulator) -> Callable[..., Settings]:
+    """``aura_settings(**fields)``: settings for the emulator, no ``.env``, ``fields`` on top."""
+    return _settings_factory(livekit_emulator)
+
+
+@pytest.fixture
+def aura_client(aura_settings: Callable[..., Settings]) -> Iterator[Callable[..., ServiceClient]]:
+    """``aura_client(settings=None, *, plugins=None, **fields)``: the app, served for the test."""
+    with _serving_factory(aura_settings) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_livekit_emulator() -> Iterator[LiveKitEmulator]:
+    """One LiveKit emulator for every test of a module that asks for it.
+
+    Its rooms, calls and participants accumulate over the module: count calls as a
+    difference, and do not make it sick (use ``livekit_emulator`` for that).
+    """
+    with LiveKitEmulator(TEST_API_KEY, TEST_API_SECRET) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def module_aura_settings(module_livekit_emulator: LiveKitEmulator) -> Callable[..., Settings]:
+    """``module_aura_settings(**fields)``: as ``aura_settings``, for the module's emulator."""
+    return _settings_factory(module_livekit_emulator)
+
+
+@pytest.fixture(scope="module")
+def module_aura_client(
+    module_aura_settings: Callable[..., Settings],
+) -> Iterator[Callable[..., ServiceClient]]:
+    """``module_aura_client(...)``: as ``aura_client``, each app served until the module ends.
+
+    Call it from a module-scoped fixture of your own, so the module's tests share the app.
+    Settings a plugin reads from the environment at start-up are set around that call
+    (``pytest.MonkeyPatch.context()``): ``monkeypatch`` is the test's, not the module's.
+    """
+    with _serving_factory(module_aura_settings) as start:
         yield start

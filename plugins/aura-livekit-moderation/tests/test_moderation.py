@@ -1,4 +1,12 @@
-"""The moderation plugin, tested with nothing but aura-livekit-backend's pytest kit."""
+"""The moderation plugin, tested with nothing but aura-livekit-backend's pytest kit.
+
+Tests that work in rooms of their own share one served app and emulator (the kit's
+module-scoped fixtures); tests that make LiveKit sick or stop it, or need other
+settings, serve their own. Every route goes through one guard (``moderators_only``),
+one path check (``path_text``) and one error translation (``failing_to``), so their
+cases are spread over the routes, each case once and each route at least once,
+instead of crossed with them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,33 @@ KEY = "moderation-key-0123456789abcdefghijkl"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-@pytest.fixture
-def client(aura_client, monkeypatch):
+@pytest.fixture(scope="module")
+def client(module_aura_client):
     """The service with the installed plugins (moderation among them) and one key set."""
-    monkeypatch.setenv("AURA_MODERATION_API_KEYS", f"other-moderation-key, {KEY}")
-    return aura_client()
+    with pytest.MonkeyPatch.context() as monkeypatch:  # the plugin reads it at start-up
+        monkeypatch.setenv("AURA_MODERATION_API_KEYS", f"other-moderation-key, {KEY}")
+        return module_aura_client()
+
+
+@pytest.fixture(scope="module")
+def livekit(module_livekit_emulator):
+    """The emulator behind ``client``."""
+    return module_livekit_emulator
+
+
+@pytest.fixture(scope="module")
+def without_keys(module_aura_client):
+    """The service with the moderation plugin and no moderation keys."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.delenv("AURA_MODERATION_API_KEYS", raising=False)
+        return module_aura_client()
+
+
+@pytest.fixture
+def own_client(aura_client, monkeypatch):
+    """As ``client``, served for one test with an emulator of its own."""
+    monkeypatch.setenv("AURA_MODERATION_API_KEYS", KEY)
+    return aura_client(livekit_timeout=0.5)
 
 
 def make_room(client, **body) -> dict:
@@ -29,10 +59,22 @@ ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES)
+def spread(cases: list) -> list:
+    """Each case with one of ROUTES in turn: every case and every route runs."""
+    assert len(cases) >= len(ROUTES)
+    return [(*ROUTES[i % len(ROUTES)], *case) for i, case in enumerate(cases)]
+
+
 @pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": "Basic x"}],
+    ("method", "path", "headers"),
+    spread(
+        [
+            ({},),
+            ({"Authorization": "Bearer wrong"},),
+            ({"Authorization": KEY},),
+            ({"Authorization": "Basic x"},),
+        ]
+    ),
 )
 def test_every_route_needs_a_valid_key(client, method, path, headers) -> None:
     room = make_room(client)
@@ -50,9 +92,8 @@ def test_every_route_needs_a_valid_key(client, method, path, headers) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_without_configured_keys_moderation_is_disabled(aura_client, method, path) -> None:
-    client = aura_client()
-    response = client.request(method, path.format(room="r"), headers=AUTH, json={})
+def test_without_configured_keys_moderation_is_disabled(without_keys, method, path) -> None:
+    response = without_keys.request(method, path.format(room="r"), headers=AUTH, json={})
     assert response.status_code == 403
     assert response.json == {"statusCode": 403, "message": "moderation is disabled"}
 
@@ -73,11 +114,11 @@ def test_moderation_keys_are_its_own_under_the_service_keys(aura_client, monkeyp
     assert refused.json["message"] == "a valid moderation API key is required"
 
 
-def test_delete_room_closes_it(client, livekit_emulator) -> None:
+def test_delete_room_closes_it(client, livekit) -> None:
     room = make_room(client)
     response = client.delete(f"/api/room/{room['sid']}", headers=AUTH)
     assert response.json == {"roomId": room["roomId"], "deleted": True}
-    assert room["roomId"] not in livekit_emulator.room_names()
+    assert room["roomId"] not in livekit.room_names()
     assert client.get(f"/api/room/{room['roomId']}").status_code == 404
     again = client.delete(f"/api/room/{room['roomId']}", headers=AUTH)
     assert again.json == {"statusCode": 404, "message": "Failed to delete room: Room not found"}
@@ -101,10 +142,10 @@ def test_patch_changes_the_room_and_answers_its_info(client) -> None:
     assert client.get(f"/api/room/{room['roomId']}").json == info
 
 
-def test_a_lowered_limit_is_enforced_at_join(client, livekit_emulator) -> None:
+def test_a_lowered_limit_is_enforced_at_join(client, livekit) -> None:
     room = make_room(client, maxParticipants=10)
     client.patch(f"/api/room/{room['roomId']}", headers=AUTH, json={"maxParticipants": 1})
-    livekit_emulator.add_participant(room["roomId"], "host")
+    livekit.add_participant(room["roomId"], "host")
     response = client.post("/api/room/join", json={"roomId": room["roomId"], "userName": "late"})
     assert response.json == {"statusCode": 409, "message": "Failed to join room: Room is full"}
 
@@ -130,25 +171,26 @@ def test_a_lowered_limit_is_enforced_at_join(client, livekit_emulator) -> None:
         (None, "Request body is empty: send a JSON object"),
     ],
 )
-def test_bad_patches_are_400s(client, livekit_emulator, body, message) -> None:
+def test_bad_patches_are_400s(client, livekit, body, message) -> None:
     room = make_room(client, maxParticipants=10)
-    before = livekit_emulator.calls["UpdateRoomMetadata"]
+    before = livekit.calls["UpdateRoomMetadata"]
     response = client.patch(f"/api/room/{room['roomId']}", headers=AUTH, json=body)
     assert response.status_code == 400
     assert response.json["message"].startswith(message), response.json
-    assert livekit_emulator.calls["UpdateRoomMetadata"] == before
+    assert livekit.calls["UpdateRoomMetadata"] == before
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES)
 @pytest.mark.parametrize(
-    ("room", "status", "message"),
-    [
-        ("%00", 400, "roomId: must not contain control"),
-        ("%E2%80%8B", 400, "roomId: must not contain control or invisible characters (U+200B)"),
-        ("x" * 300, 400, "roomId: must be at most 256 characters"),
-        ("%20", 400, "roomId: must not be empty or blank"),
-        ("%2e%2e", 404, "Failed to"),
-    ],
+    ("method", "path", "room", "status", "message"),
+    spread(
+        [
+            ("%00", 400, "roomId: must not contain control"),
+            ("%E2%80%8B", 400, "roomId: must not contain control or invisible characters (U+200B)"),
+            ("x" * 300, 400, "roomId: must be at most 256 characters"),
+            ("%20", 400, "roomId: must not be empty or blank"),
+            ("%2e%2e", 404, "Failed to"),
+        ]
+    ),
 )
 def test_hostile_room_ids_in_paths(client, method, path, room, status, message) -> None:
     response = client.request(
@@ -173,10 +215,10 @@ def test_hostile_identities_in_paths(client, identity, message) -> None:
     assert response.json["message"].startswith(message), response.json
 
 
-def test_participants_are_listed_and_removed(client, livekit_emulator) -> None:
+def test_participants_are_listed_and_removed(client, livekit) -> None:
     room = make_room(client)
-    livekit_emulator.add_participant(room["roomId"], "host", "Host", publisher=True)
-    livekit_emulator.add_participant(room["roomId"], "guest", "게스트")
+    livekit.add_participant(room["roomId"], "host", "Host", publisher=True)
+    livekit.add_participant(room["roomId"], "guest", "게스트")
     listed = client.get(f"/api/room/{room['sid']}/participants", headers=AUTH).json
     assert listed["total"] == 2
     people = {p["identity"]: p for p in listed["participants"]}
@@ -195,9 +237,9 @@ def test_participants_are_listed_and_removed(client, livekit_emulator) -> None:
     }
 
 
-def test_identities_with_any_characters_are_path_safe(client, livekit_emulator) -> None:
+def test_identities_with_any_characters_are_path_safe(client, livekit) -> None:
     room = make_room(client)
-    livekit_emulator.add_participant(room["roomId"], "김/민 준")
+    livekit.add_participant(room["roomId"], "김/민 준")
     response = client.delete(
         f"/api/room/{room['roomId']}/participants/%EA%B9%80%2F%EB%AF%BC%20%EC%A4%80", headers=AUTH
     )
@@ -214,15 +256,15 @@ def test_missing_rooms_are_404(client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "status"),
-    [("garbage", 502), ("reset", 503), ("plain_401", 502), ("proxy_502", 503), ("stall", 503)],
+    ("method", "path", "kind", "status"),
+    spread(
+        [("garbage", 502), ("reset", 503), ("plain_401", 502), ("proxy_502", 503), ("stall", 503)]
+    ),
 )
-@pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_a_sick_livekit_is_a_documented_502_or_503(
-    aura_client, monkeypatch, livekit_emulator, kind, status, method, path
+    own_client, livekit_emulator, kind, status, method, path
 ) -> None:
-    monkeypatch.setenv("AURA_MODERATION_API_KEYS", KEY)
-    client = aura_client(livekit_timeout=0.5)
+    client = own_client
     room = make_room(client)["roomId"]
     livekit_emulator.add_participant(room, "someone")
     livekit_emulator.disturb(kind)
@@ -236,9 +278,9 @@ def test_a_sick_livekit_is_a_documented_502_or_503(
     assert healed.status_code == 200, healed.text
 
 
-def test_livekit_outage_is_503(client, livekit_emulator) -> None:
+def test_livekit_outage_is_503(own_client, livekit_emulator) -> None:
     livekit_emulator.stop()
-    response = client.get("/api/room/r/participants", headers=AUTH)
+    response = own_client.get("/api/room/r/participants", headers=AUTH)
     assert response.status_code == 503
 
 
