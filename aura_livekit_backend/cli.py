@@ -1,8 +1,13 @@
 """The console script: ``aura-livekit-backend [--host H] [--port P] [--workers N] [--dev]``.
 
 Flags beat the environment, which beats the defaults. Every start-up problem — a bad
-setting, missing credentials, a broken plugin — is one line on stderr and exit code
-2; ``--traceback`` shows the whole story instead.
+setting, missing credentials, a broken plugin, a port that cannot be listened on —
+is one line on stderr and exit code 2; ``--traceback`` shows the whole story instead.
+SIGINT or SIGTERM at any moment after the first few milliseconds stops the service
+cleanly with exit code 0 (see :mod:`aura_livekit_backend.supervision`).
+
+The heavy imports (Sanic, the app, LiveKit's client) happen inside the functions, after
+the signal handlers are in place: they take most of a second.
 """
 
 from __future__ import annotations
@@ -11,25 +16,19 @@ import argparse
 import logging
 import logging.config
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
-
-from pydantic import SecretStr
-from sanic import Sanic
-from sanic.worker.loader import AppLoader
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__, supervision
-from .app import create_app
-from .livekit_gateway import LiveKitGateway
-from .logs import log_config
-from .metrics import MULTIPROC_ENV, multiprocess_registry
-from .plugin_loader import PluginError, discover, select, set_up
-from .settings import DEV_API_KEY, DEV_API_SECRET, Settings, SettingsError, load_settings
-from .testing.emulator import LiveKitEmulator, free_port
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .testing.emulator import LiveKitEmulator
 
 __all__ = ["main"]
 
@@ -66,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _dev_settings(settings: Settings) -> Settings:
     """Settings for --dev: LiveKit's development pair unless credentials were given."""
+    from pydantic import SecretStr
+
+    from .settings import DEV_API_KEY, DEV_API_SECRET
+
     update: dict[str, object] = {}
     if not settings.livekit_api_key and not settings.livekit_api_secret:
         update = {"livekit_api_key": DEV_API_KEY, "livekit_api_secret": SecretStr(DEV_API_SECRET)}
@@ -80,11 +83,28 @@ def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
     """
     if "livekit_url" in settings.model_fields_set:
         return None
+    # Imported only here: aiohttp's server side is not needed otherwise.
+    from .testing.emulator import LiveKitEmulator, free_port
+
     return LiveKitEmulator(settings.livekit_api_key or "", settings.secret, port=free_port())
 
 
-def list_plugins(settings: Settings, out=sys.stdout) -> int:
+def _serve_metrics(settings: Settings) -> None:
+    """Serve /metrics from the main process on its own port, summing every worker."""
+    from prometheus_client import start_http_server
+
+    from .metrics import multiprocess_registry
+
+    assert settings.metrics_port is not None
+    start_http_server(settings.metrics_port, addr=settings.host, registry=multiprocess_registry())
+    logger.info("metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
+
+
+def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
+    from .livekit_gateway import LiveKitGateway
+    from .plugin_loader import PluginError, discover, select, set_up
+
     livekit = LiveKitGateway(settings)
     status = 0
     for source, enabled in select(discover(), settings):
@@ -103,15 +123,42 @@ def list_plugins(settings: Settings, out=sys.stdout) -> int:
     return status
 
 
-def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
+def _not_starting(shutdown: supervision.Shutdown) -> bool:
+    """Whether a stop signal came during start-up (then say so: nothing more starts)."""
+    if shutdown.signal is None:
+        return False
+    name = signal.Signals(shutdown.signal).name
+    logger.info("Received signal %s before the service started: not starting it", name)
+    return True
+
+
+def serve(
+    settings: Settings,
+    emulator: LiveKitEmulator | None = None,
+    shutdown: supervision.Shutdown | None = None,
+) -> None:
     """Serve the API on ``settings.workers`` worker processes until SIGINT/SIGTERM.
 
     ``emulator`` (``--dev`` only) is started once the app is known to build.
+    ``shutdown`` has SIGINT/SIGTERM; a stop asked for before the workers start ends
+    start-up at the next step.
     """
+    from functools import partial
+
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from .app import create_app
+
+    shutdown = shutdown or supervision.Shutdown()
     loader = AppLoader(factory=partial(create_app, settings))
     # Built here, in the main process, so a broken plugin fails before any worker starts.
     app = loader.load()
-    supervision.install(app)
+    supervision.install(app, shutdown)
+    if _not_starting(shutdown):
+        return
+    if settings.metrics_port is not None and settings.metrics:
+        _serve_metrics(settings)
     if emulator is not None:
         emulator.start()
         logger.warning(
@@ -132,8 +179,8 @@ def serve(settings: Settings, emulator: LiveKitEmulator | None = None) -> None:
             "AURA_API_KEYS is not set: anyone who can reach this service can create rooms "
             "and mint tokens"
         )
-    if settings.metrics_port is not None and settings.metrics:
-        _serve_metrics(settings)
+    if _not_starting(shutdown):
+        return
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers, motd=False)
     Sanic.serve(primary=app, app_loader=loader)
 
@@ -145,6 +192,8 @@ def _metrics_directory() -> Iterator[None]:
     Set before any worker (or metric) exists: workers inherit the variable, and a
     directory left from an earlier run would add its counts to ours.
     """
+    from .metrics import MULTIPROC_ENV
+
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         path = Path(given)
@@ -153,25 +202,25 @@ def _metrics_directory() -> Iterator[None]:
             stale.unlink()
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="aura-metrics-") as path:
-        os.environ[MULTIPROC_ENV] = path
+    with tempfile.TemporaryDirectory(prefix="aura-metrics-") as made:
+        os.environ[MULTIPROC_ENV] = made
         try:
             yield
         finally:
             del os.environ[MULTIPROC_ENV]
 
 
-def _serve_metrics(settings: Settings) -> None:
-    """Serve /metrics from the main process on its own port, summing every worker."""
-    from prometheus_client import start_http_server
-
-    start_http_server(settings.metrics_port, addr=settings.host, registry=multiprocess_registry())
-    logger.info("metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    shutdown = supervision.Shutdown()
+    if args.command is None:
+        # First: from here on a SIGINT/SIGTERM stops start-up cleanly instead of killing it.
+        shutdown.install()
+    from .logs import log_config
+    from .plugin_loader import PluginError
+    from .settings import SettingsError, load_settings
+
     try:
         settings = load_settings(host=args.host, port=args.port, workers=args.workers, dev=args.dev)
         # Configured before anything logs, the same way Sanic configures it in every worker.
@@ -183,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if problem:
                 raise SettingsError(problem)
             with _metrics_directory():
-                serve(settings)
+                serve(settings, shutdown=shutdown)
             return 0
         settings = _dev_settings(settings)
         emulator = _dev_emulator(settings)
@@ -191,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = settings.model_copy(update={"livekit_url": emulator.url})
         try:
             with _metrics_directory():
-                serve(settings, emulator)
+                serve(settings, emulator, shutdown)
         finally:
             if emulator is not None:
                 emulator.stop()

@@ -64,9 +64,6 @@ def server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subp
                 pass
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.1)
-        # Sanic's main process notices the workers' start-up acks a moment after they
-        # serve; a SIGTERM inside that window waits out Sanic's 30 s ack threshold.
-        time.sleep(1)
         yield process, base
     finally:
         if process.returncode is None:
@@ -317,11 +314,12 @@ def test_a_worker_killed_with_sigkill_comes_back_and_the_service_keeps_answering
                 break
             assert time.monotonic() < deadline, f"no worker came back: {now}"
             time.sleep(0.2)
-        time.sleep(1)  # the new worker's start-up ack (see test_cli.server)
-        # The new worker serves: a fresh connection per request reaches both.
+        (replacement,) = now - before
         rooms = [httpx.post(f"{base}/api/room/create", json={"userName": "u"}, timeout=10)
                  for _ in range(10)]  # fmt: skip
         code, output = stop(process)
+    # The replacement came to serve (a stop waits for starting workers to serve first).
+    assert f"Worker ready [{replacement}]" in output, output
     assert set(statuses) == {200}
     assert {response.status_code for response in rooms} == {200}
     assert code == 0, output
