@@ -26,7 +26,8 @@ segfault in a C extension) but serves on with one worker fewer for good.
 :class:`WorkerWatch` runs in the main process: once a second it asks Sanic to
 restart each serving worker that exited with a failure, through the same message a
 worker would send to ask for its own restart. A worker that exits cleanly (during
-shutdown) is left alone, none is restarted once a stop was asked for, and one that
+shutdown) is left alone, none is restarted before Sanic has seen every worker start
+or once a stop was asked for, and one that
 keeps dying is given up on after :data:`MAX_RESTARTS` in :data:`WINDOW_SECONDS`,
 with an error in the log, so a broken deployment fails loudly instead of looping.
 """
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -59,7 +61,7 @@ logger = logging.getLogger("aura_livekit_backend")
 
 MAX_RESTARTS = 5
 WINDOW_SECONDS = 60.0
-#: How long a stop waits for started workers to serve before it stops them anyway.
+#: How long a stop waits, once every worker has acknowledged, for them all to serve.
 SERVE_WAIT_SECONDS = 5.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -71,6 +73,8 @@ class Shutdown:
         """Nothing is installed until :meth:`install`; ``poll`` paces the relay thread."""
         #: The first stop signal received, if any.
         self.signal: int | None = None
+        #: The main process's copy of the API's listening socket, closed once stopping.
+        self.listening: socket.socket | None = None
         self._poll = poll
         self._manager: WorkerManager | None = None
         self._acked = threading.Event()
@@ -81,6 +85,11 @@ class Shutdown:
     def requested(self) -> bool:
         """Whether a stop was asked for."""
         return self.signal is not None
+
+    @property
+    def workers_started(self) -> bool:
+        """Whether Sanic has seen every worker acknowledge its start-up (or started none)."""
+        return self._acked.is_set()
 
     def install(self) -> None:
         """Take SIGINT and SIGTERM (call this first: everything after it may be stopped)."""
@@ -156,13 +165,15 @@ class Shutdown:
             if self._done.wait(self._poll):
                 return
         number = self.signal
-        asked = time.monotonic()
+        acked: float | None = None
         told = False
         while not self._done.is_set():
             if self._acked.is_set():
                 if self._serving(manager):
                     break
-                if time.monotonic() - asked > SERVE_WAIT_SECONDS:
+                # Counted from the acknowledgements: a worker serves a moment after.
+                acked = acked or time.monotonic()
+                if time.monotonic() - acked > SERVE_WAIT_SECONDS:
                     logger.warning(
                         "workers did not all report serving within %g s: stopping them anyway",
                         SERVE_WAIT_SECONDS,
@@ -179,6 +190,11 @@ class Shutdown:
             return
         # Sanic's own shutdown: it logs, ends the monitor loop, and SIGINTs every worker.
         manager.shutdown_signal(number, None)
+        if self.listening is not None:
+            # Workers close their copies as they stop; with ours closed too, a new
+            # connection is refused at once rather than queued until Sanic exits, then
+            # reset.
+            self.listening.close()
 
     @staticmethod
     def _serving(manager: WorkerManager) -> bool:
@@ -228,6 +244,12 @@ class WorkerWatch:
         # Sanic's own flag (no public one): set once it terminates workers on purpose.
         if getattr(manager, "_shutting_down", False):
             return
+        # While Sanic waits for the workers' acknowledgements it puts every message
+        # back on its pipe, a restart request included, until they all have: one for a
+        # worker that died before acknowledging would go round for good. Such a start
+        # fails after Sanic's own 30 s instead.
+        if self._shutdown is not None and not self._shutdown.workers_started:
+            return
         for process in manager.transient_processes:
             code = process.exitcode
             if code in (None, 0) or process.is_alive() or self._stopping.is_set():
@@ -250,6 +272,11 @@ class WorkerWatch:
                 return
             self._restarts.append(now)
             logger.warning("worker %s died (exit code %s): restarting it", process.name, code)
+            # A killed worker never cleared its "serving"; its successor must set it anew
+            # before a stop is relayed to it (Shutdown._serving).
+            with suppress(KeyError):
+                state = manager.worker_state[process.name]
+                manager.worker_state[process.name] = {**state, "serving": False}
             # The message a worker sends to restart itself; the monitor thread acts on it.
             manager.monitor_publisher.send(process.name)
 

@@ -299,10 +299,25 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, l
     assert "Received signal SIGTERM" in output
 
 
+def handles_sigterm(pid: int) -> bool:
+    """Whether ``pid`` has a SIGTERM handler: a Sanic worker sets one just before it serves."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
 def test_a_worker_killed_with_sigkill_comes_back_and_the_service_keeps_answering(livekit_env):
     with server("--workers", "2", env=livekit_env) as (process, base):
         before = workers(process.pid)
         assert len(before) == 2
+        # Both serve (a worker killed before Sanic saw it start fails the whole start).
+        deadline = time.monotonic() + 30
+        while not all(handles_sigterm(pid) for pid in before):
+            assert time.monotonic() < deadline, "the workers did not both start"
+            time.sleep(0.05)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
         statuses = []

@@ -31,6 +31,7 @@ def fake_app(*processes: FakeProcess, shutting_down: bool = False) -> SimpleName
         transient_processes=list(processes),
         monitor_publisher=SimpleNamespace(send=sent.append),
         _shutting_down=shutting_down,
+        worker_state={process.name: {"state": "ACKED", "serving": True} for process in processes},
     )
     return SimpleNamespace(manager=manager, sent=sent)
 
@@ -42,6 +43,9 @@ def test_the_watch_restarts_only_failed_workers_and_gives_up_on_a_crash_loop(cap
         watch.check()
     assert app.sent == ["killed"] * supervision.MAX_RESTARTS
     assert "keeps dying (exit code -9): not restarting it again" in caplog.text
+    # Its successor is not taken for serving until it says so itself.
+    assert app.manager.worker_state["killed"]["serving"] is False
+    assert app.manager.worker_state["alive"]["serving"] is True
 
 
 def test_the_watch_leaves_workers_alone_while_sanic_shuts_down() -> None:
@@ -145,9 +149,15 @@ def test_a_signal_before_the_workers_start_starts_none() -> None:
     assert manager.stopped_with == []
 
 
-def test_no_worker_is_restarted_once_a_stop_was_asked_for() -> None:
+def test_no_worker_is_restarted_before_all_started_or_once_a_stop_was_asked_for() -> None:
     app = fake_app(FakeProcess("killed", -9))
     shutdown = supervision.Shutdown()
+    watch = supervision.WorkerWatch(app, shutdown=shutdown)
+    watch.check()
+    assert app.sent == []  # Sanic is still waiting for acknowledgements
+    shutdown._acked.set()
+    watch.check()
+    assert app.sent == ["killed"]
     shutdown.signal = signal.SIGTERM
-    supervision.WorkerWatch(app, shutdown=shutdown).check()
-    assert app.sent == []
+    watch.check()
+    assert app.sent == ["killed"]
