@@ -13,10 +13,13 @@ the signal handlers are in place: they take most of a second.
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
 import logging
 import logging.config
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -35,8 +38,16 @@ __all__ = ["main"]
 PROG = "aura-livekit-backend"
 #: Exit code for every start-up problem the user can fix.
 EXIT_USAGE = 2
+#: The flag that lets ``--dev`` listen on an address other hosts can reach.
+DEV_ALLOW_REMOTE = "--dev-allow-remote"
+#: Sanic's own default listen backlog.
+BACKLOG = 100
 
 logger = logging.getLogger("aura_livekit_backend")
+
+
+class StartupError(Exception):
+    """A start-up problem the user can fix, told in one line."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         "--dev",
         action="store_true",
         default=None,
-        help="development mode: LiveKit's dev credentials (devkey/secret) are used and allowed",
+        help="development mode: LiveKit's dev credentials (devkey/secret) are used and allowed; "
+        "listens on loopback addresses only",
+    )
+    parser.add_argument(
+        DEV_ALLOW_REMOTE,
+        action="store_true",
+        help="let --dev listen on an address other machines can reach (its API is open "
+        "and signs with public credentials)",
     )
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback of a start-up failure"
@@ -89,6 +107,79 @@ def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
     return LiveKitEmulator(settings.livekit_api_key or "", settings.secret, port=free_port())
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is only reachable from this machine."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return False  # listening on it will fail, with its own message
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in found)
+
+
+def _check_dev_host(settings: Settings, allow_remote: bool) -> None:
+    if not settings.dev:
+        if allow_remote:
+            raise StartupError(f"{DEV_ALLOW_REMOTE} only goes with --dev (or AURA_DEV=true)")
+        return
+    if not allow_remote and not _is_loopback(settings.host):
+        raise StartupError(
+            f"--dev serves an open API that signs with LiveKit's public development "
+            f"credentials, so it listens on loopback only, not on {settings.host} "
+            f"(--host/AURA_HOST); add {DEV_ALLOW_REMOTE} to listen there anyway"
+        )
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _why_not(exc: OSError, port_setting: str, host_setting: str) -> str:
+    """What a failed bind means, naming the setting that can fix it."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"the port is already in use ({port_setting})"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"the address is not one of this machine's ({host_setting})"
+    if exc.errno == errno.EACCES:
+        return (
+            f"permission denied ({port_setting}): ports below 1024 need root "
+            "or CAP_NET_BIND_SERVICE"
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({host_setting}): {exc.strerror}"
+    return f"{exc.strerror or exc} ({host_setting}, {port_setting})"
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The API's listening socket, bound in the main process as Sanic would bind it.
+
+    Bound before anything else starts, so a port that cannot be had is one line, and
+    handed to Sanic, so nothing can take the port between a check and the real bind.
+    """
+    from sanic.server.socket import bind_socket
+
+    try:
+        return bind_socket(settings.host, settings.port, backlog=BACKLOG)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {_address(settings.host, settings.port)}: "
+            + _why_not(exc, "--port/AURA_PORT", "--host/AURA_HOST")
+        ) from exc
+
+
+def _check_metrics_port(settings: Settings) -> None:
+    if settings.metrics_port is None or not settings.metrics:
+        return
+    if settings.metrics_port == settings.port:
+        raise StartupError(
+            f"AURA_METRICS_PORT is {settings.metrics_port}, the API's port too "
+            "(--port/AURA_PORT): give metrics a port of their own"
+        )
+
+
 def _serve_metrics(settings: Settings) -> None:
     """Serve /metrics from the main process on its own port, summing every worker."""
     from prometheus_client import start_http_server
@@ -96,8 +187,16 @@ def _serve_metrics(settings: Settings) -> None:
     from .metrics import multiprocess_registry
 
     assert settings.metrics_port is not None
-    start_http_server(settings.metrics_port, addr=settings.host, registry=multiprocess_registry())
-    logger.info("metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
+    try:
+        start_http_server(
+            settings.metrics_port, addr=settings.host, registry=multiprocess_registry()
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"cannot serve metrics on {_address(settings.host, settings.metrics_port)}: "
+            + _why_not(exc, "AURA_METRICS_PORT", "--host/AURA_HOST")
+        ) from exc
+    logger.info("metrics on http://%s/metrics", _address(settings.host, settings.metrics_port))
 
 
 def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
@@ -151,38 +250,47 @@ def serve(
     from .app import create_app
 
     shutdown = shutdown or supervision.Shutdown()
-    loader = AppLoader(factory=partial(create_app, settings))
-    # Built here, in the main process, so a broken plugin fails before any worker starts.
-    app = loader.load()
-    supervision.install(app, shutdown)
-    if _not_starting(shutdown):
-        return
-    if settings.metrics_port is not None and settings.metrics:
-        _serve_metrics(settings)
-    if emulator is not None:
-        emulator.start()
-        logger.warning(
-            "development mode: LIVEKIT_URL is not set, so a LiveKit *emulator* answers at %s "
-            "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit)",
-            emulator.url,
+    sock = _listen(settings)
+    shutdown.listening = sock
+    try:
+        _check_metrics_port(settings)
+        loader = AppLoader(factory=partial(create_app, settings))
+        # Built here, in the main process, so a broken plugin fails before any worker starts.
+        app = loader.load()
+        supervision.install(app, shutdown)
+        if _not_starting(shutdown):
+            return
+        if settings.metrics_port is not None and settings.metrics:
+            _serve_metrics(settings)
+        if emulator is not None:
+            emulator.start()
+            logger.warning(
+                "development mode: LIVEKIT_URL is not set, so a LiveKit *emulator* answers at %s "
+                "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit)",
+                emulator.url,
+            )
+        elif settings.dev:
+            logger.warning("development mode: using the LiveKit at %s", settings.livekit_url)
+        if settings.dev:
+            logger.warning("development mode: never expose this service to a network")
+        elif settings.secret_is_weak():
+            logger.warning(
+                "LIVEKIT_API_SECRET is shorter than 32 bytes: "
+                "tokens signed with it are easier to forge"
+            )
+        if not settings.api_keys:
+            logger.warning(
+                "AURA_API_KEYS is not set: anyone who can reach this service can create rooms "
+                "and mint tokens"
+            )
+        if _not_starting(shutdown):
+            return
+        app.prepare(
+            host=settings.host, port=settings.port, sock=sock, workers=settings.workers, motd=False
         )
-    elif settings.dev:
-        logger.warning("development mode: using the LiveKit at %s", settings.livekit_url)
-    if settings.dev:
-        logger.warning("development mode: never expose this service to a network")
-    elif settings.secret_is_weak():
-        logger.warning(
-            "LIVEKIT_API_SECRET is shorter than 32 bytes: tokens signed with it are easier to forge"
-        )
-    if not settings.api_keys:
-        logger.warning(
-            "AURA_API_KEYS is not set: anyone who can reach this service can create rooms "
-            "and mint tokens"
-        )
-    if _not_starting(shutdown):
-        return
-    app.prepare(host=settings.host, port=settings.port, workers=settings.workers, motd=False)
-    Sanic.serve(primary=app, app_loader=loader)
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        sock.close()  # Sanic closes it too when it served; closing twice is harmless
 
 
 @contextmanager
@@ -197,12 +305,28 @@ def _metrics_directory() -> Iterator[None]:
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink()
+        if path.exists() and not path.is_dir():
+            raise StartupError(f"{MULTIPROC_ENV} ({given}) is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            for stale in path.glob("*.db"):
+                stale.unlink()
+            # Workers create their files there: find out now, not in every worker.
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError as exc:
+            raise StartupError(
+                f"{MULTIPROC_ENV} ({given}) is not a writable directory: {exc.strerror or exc}"
+            ) from exc
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="aura-metrics-") as made:
+    try:
+        directory = tempfile.TemporaryDirectory(prefix="aura-metrics-")
+    except OSError as exc:
+        raise StartupError(
+            f"cannot make a metrics directory in {tempfile.gettempdir()} (TMPDIR): "
+            f"{exc.strerror or exc}"
+        ) from exc
+    with directory as made:
         os.environ[MULTIPROC_ENV] = made
         try:
             yield
@@ -227,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.config.dictConfig(log_config(settings))
         if args.command == "plugins":
             return list_plugins(settings)
+        _check_dev_host(settings, args.dev_allow_remote)
         if not settings.dev:
             problem = settings.credential_problem()
             if problem:
@@ -244,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if emulator is not None:
                 emulator.stop()
-    except (SettingsError, PluginError) as exc:
+    except (SettingsError, PluginError, StartupError) as exc:
         if args.traceback:
             raise
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,7 +83,7 @@ def stop(process: subprocess.Popen) -> tuple[int, str]:
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip() == f"aura-livekit-backend {__version__}"
     usage = run("--help").stdout
-    for flag in ("--host", "--port", "--workers", "--dev", "plugins"):
+    for flag in ("--host", "--port", "--workers", "--dev", "--dev-allow-remote", "plugins"):
         assert flag in usage
 
 
@@ -276,9 +277,18 @@ def livekit_env(livekit_emulator) -> dict[str, str]:
     }
 
 
+def refused(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:``port`` is refused."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, livekit_env):
     with server("--workers", "2", env=livekit_env) as (process, base):
-        livekit_emulator.latency = 1.5  # every request below is in flight for 1.5 s
+        livekit_emulator.latency = 3  # every request below is in flight for 3 s
 
         def create(i: int) -> int:
             response = httpx.post(f"{base}/api/room/create", json={"userName": f"u{i}"}, timeout=20)
@@ -286,12 +296,26 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, l
 
         with ThreadPoolExecutor(8) as pool:
             answers = [pool.submit(create, i) for i in range(8)]
-            time.sleep(0.5)  # all sent, none answered yet
+            # All in flight: each has reached LiveKit, none is answered yet.
+            deadline = time.monotonic() + 30
+            while livekit_emulator.calls["CreateRoom"] < 8:
+                assert time.monotonic() < deadline, livekit_emulator.calls
+                time.sleep(0.01)
             assert not any(answer.done() for answer in answers)
             started = time.monotonic()
-            code, output = stop(process)
+            process.send_signal(signal.SIGTERM)
+            # New connections are refused at once, not queued to be reset at the end.
+            port = int(base.rsplit(":", 1)[1])
+            while not refused(port):
+                assert process.poll() is None, "exited before it stopped listening"
+                assert time.monotonic() < deadline, "still accepting connections"
+                time.sleep(0.01)
+            refused_while_in_flight = not all(answer.done() for answer in answers)
+            output, _ = process.communicate(timeout=20)
+            code = process.returncode
             statuses = [answer.result() for answer in answers]
         stopped_in = time.monotonic() - started
+    assert refused_while_in_flight
     assert statuses == [200] * 8
     assert len(livekit_emulator.room_names()) == 8  # each really happened
     assert code == 0, output
