@@ -24,8 +24,9 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__, supervision
 
@@ -153,16 +154,36 @@ def _why_not(exc: OSError, port_setting: str, host_setting: str) -> str:
     return f"{exc.strerror or exc} ({host_setting}, {port_setting})"
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, made as Sanic's ``bind_socket`` makes it.
+
+    Sanic's own function is not used: importing Sanic takes a third of a second, and
+    the socket comes first (see :func:`serve`).
+    """
+    try:  # an address: IPv6 needs its family said
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:  # a name, which may be either
+        family = socket.AF_INET
+    sock = socket.socket(family)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def _listen(settings: Settings) -> socket.socket:
-    """The API's listening socket, bound in the main process as Sanic would bind it.
+    """The API's listening socket, bound in the main process.
 
     Bound before anything else starts, so a port that cannot be had is one line, and
     handed to Sanic, so nothing can take the port between a check and the real bind.
     """
-    from sanic.server.socket import bind_socket
-
     try:
-        return bind_socket(settings.host, settings.port, backlog=BACKLOG)
+        return _bind(settings.host, settings.port)
     except OSError as exc:
         raise StartupError(
             f"cannot listen on {_address(settings.host, settings.port)}: "
@@ -222,6 +243,51 @@ def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
     return status
 
 
+#: What every worker needs imported: the fork server imports it ahead of them.
+WORKER_MODULES = ["aura_livekit_backend.app", "aura_livekit_backend.cli", "sanic.worker.serve"]
+
+
+def _start_fork_server() -> None:
+    """Start the process Sanic forks workers from, importing what they need meanwhile.
+
+    Spawned, each worker is a new interpreter importing Sanic, the app and LiveKit's
+    client — most of a second, after the main process has just done the same. The
+    fork server does it once, on the other core while the main process imports, and
+    each worker is a fork of it with everything imported. It is started with the
+    environment as it is now (PROMETHEUS_MULTIPROC_DIR set): its workers see no later
+    change.
+    """
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    if multiprocessing.get_start_method(allow_none=True) == "forkserver":
+        return  # started already
+    # Set before anything asks multiprocessing for its context, which fixes it.
+    multiprocessing.set_start_method("forkserver")
+    multiprocessing.set_forkserver_preload(WORKER_MODULES)
+    multiprocessing.forkserver.ensure_running()
+
+
+def app_for_process(settings: Settings) -> Any:
+    """The app factory Sanic calls in the main process and in each worker."""
+    import multiprocessing
+
+    from sanic.worker.process import Worker, WorkerProcess
+
+    from .app import create_app
+
+    # Sanic tells a worker who it is through the environment it spawns it with
+    # (WorkerProcess.start); a worker forked from the fork server has the server's
+    # environment instead. Its process name, "Sanic-Server-<n>-0", says the same.
+    name = multiprocessing.current_process().name
+    server = f"{Worker.WORKER_PREFIX}-{WorkerProcess.SERVER_LABEL}-"
+    if name.startswith(server) and "SANIC_WORKER_NAME" not in os.environ:
+        number = int(name.removeprefix(server).split("-")[0])
+        os.environ["SANIC_WORKER_NAME"] = name
+        os.environ["SANIC_WORKER_IDENTIFIER"] = f"{WorkerProcess.SERVER_IDENTIFIER}{number:2}"
+    return create_app(settings)
+
+
 def _not_starting(shutdown: supervision.Shutdown) -> bool:
     """Whether a stop signal came during start-up (then say so: nothing more starts)."""
     if shutdown.signal is None:
@@ -242,19 +308,17 @@ def serve(
     ``shutdown`` has SIGINT/SIGTERM; a stop asked for before the workers start ends
     start-up at the next step.
     """
-    from functools import partial
-
-    from sanic import Sanic
-    from sanic.worker.loader import AppLoader
-
-    from .app import create_app
-
     shutdown = shutdown or supervision.Shutdown()
     sock = _listen(settings)
     shutdown.listening = sock
     try:
         _check_metrics_port(settings)
-        loader = AppLoader(factory=partial(create_app, settings))
+        _start_fork_server()  # main() has, unless serve() is called on its own
+        # Imported only now: the fork server is importing the same meanwhile.
+        from sanic import Sanic
+        from sanic.worker.loader import AppLoader
+
+        loader = AppLoader(factory=partial(app_for_process, settings))
         # Built here, in the main process, so a broken plugin fails before any worker starts.
         app = loader.load()
         supervision.install(app, shutdown)
@@ -288,6 +352,9 @@ def serve(
         app.prepare(
             host=settings.host, port=settings.port, sock=sock, workers=settings.workers, motd=False
         )
+        # See _start_fork_server; Sanic would refuse to set a method already set.
+        Sanic.start_method = "forkserver"
+        Sanic.START_METHOD_SET = True
         Sanic.serve(primary=app, app_loader=loader)
     finally:
         sock.close()  # Sanic closes it too when it served; closing twice is harmless
@@ -334,42 +401,64 @@ def _metrics_directory() -> Iterator[None]:
             del os.environ[MULTIPROC_ENV]
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix: one line and exit code 2, not a traceback."""
+    from .plugin_loader import PluginError
+    from .settings import SettingsError
+
+    return SettingsError, PluginError, StartupError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, flags over the environment, with logging configured from them."""
+    from .logs import log_config
+    from .settings import load_settings
+
+    settings = load_settings(host=args.host, port=args.port, workers=args.workers, dev=args.dev)
+    # Configured before anything logs, the same way Sanic configures it in every worker.
+    logging.config.dictConfig(log_config(settings))
+    return settings
+
+
+def _run(args: argparse.Namespace, shutdown: supervision.Shutdown) -> None:
+    """Check the settings and serve until stopped."""
+    from .settings import SettingsError
+
+    settings = _settings(args)
+    _check_dev_host(settings, args.dev_allow_remote)
+    if not settings.dev:
+        problem = settings.credential_problem()
+        if problem:
+            raise SettingsError(problem)
+        serve(settings, shutdown=shutdown)
+        return
+    settings = _dev_settings(settings)
+    emulator = _dev_emulator(settings)
+    if emulator is not None:
+        settings = settings.model_copy(update={"livekit_url": emulator.url})
+    try:
+        serve(settings, emulator, shutdown)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    shutdown = supervision.Shutdown()
-    if args.command is None:
+    try:
+        if args.command == "plugins":
+            return list_plugins(_settings(args))
+        shutdown = supervision.Shutdown()
         # First: from here on a SIGINT/SIGTERM stops start-up cleanly instead of killing it.
         shutdown.install()
-    from .logs import log_config
-    from .plugin_loader import PluginError
-    from .settings import SettingsError, load_settings
-
-    try:
-        settings = load_settings(host=args.host, port=args.port, workers=args.workers, dev=args.dev)
-        # Configured before anything logs, the same way Sanic configures it in every worker.
-        logging.config.dictConfig(log_config(settings))
-        if args.command == "plugins":
-            return list_plugins(settings)
-        _check_dev_host(settings, args.dev_allow_remote)
-        if not settings.dev:
-            problem = settings.credential_problem()
-            if problem:
-                raise SettingsError(problem)
-            with _metrics_directory():
-                serve(settings, shutdown=shutdown)
-            return 0
-        settings = _dev_settings(settings)
-        emulator = _dev_emulator(settings)
-        if emulator is not None:
-            settings = settings.model_copy(update={"livekit_url": emulator.url})
-        try:
-            with _metrics_directory():
-                serve(settings, emulator, shutdown)
-        finally:
-            if emulator is not None:
-                emulator.stop()
-    except (SettingsError, PluginError, StartupError) as exc:
+        with _metrics_directory():
+            # Next, before any heavy import: the fork server imports what the workers
+            # need meanwhile (it takes the environment as it is, metrics directory set).
+            _start_fork_server()
+            _run(args, shutdown)
+    # Looked up only when something is raised: importing them takes a while.
+    except _user_errors() as exc:
         if args.traceback:
             raise
         print(f"{PROG}: error: {exc}", file=sys.stderr)

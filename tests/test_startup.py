@@ -102,13 +102,19 @@ def test_a_metrics_directory_that_is_a_file_is_one_line(tmp_path: Path) -> None:
 
 #: Runs the console script's main() as the unprivileged user `nobody`. The tests run
 #: as root, whom no bind or write refuses; the interpreter itself may live where
-#: nobody can read, so everything main() needs is imported before dropping root.
+#: nobody can read, so everything main() needs is imported, and the fork server
+#: (another interpreter) started, before dropping root.
 AS_NOBODY = """
 import os, sys
 import logging.config
-import aura_livekit_backend.app, aura_livekit_backend.metrics, sanic.server.socket
-from aura_livekit_backend.cli import main
+import aura_livekit_backend.app, aura_livekit_backend.metrics
+from multiprocessing.util import get_temp_dir
+from aura_livekit_backend.cli import _start_fork_server, main
+_start_fork_server()
 if os.geteuid() == 0:
+    # multiprocessing's own directory (the fork server's socket), as nobody would own it
+    for path in [get_temp_dir(), *(entry.path for entry in os.scandir(get_temp_dir()))]:
+        os.chown(path, 65534, 65534, follow_symlinks=False)
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)

@@ -3,7 +3,7 @@
 Each moment is its own start of the console script, as a subprocess in a session of
 its own; a signal goes to its main process only, as `docker stop` or Kubernetes send
 it. After each: exit code 0, the port can be bound again, and no process of the
-session is left (no worker, no state manager, no zombie).
+session is left (no worker, no fork server, no state manager, no zombie).
 """
 
 from __future__ import annotations
