@@ -281,11 +281,37 @@ def app_for_process(settings: Settings) -> Any:
     # environment instead. Its process name, "Sanic-Server-<n>-0", says the same.
     name = multiprocessing.current_process().name
     server = f"{Worker.WORKER_PREFIX}-{WorkerProcess.SERVER_LABEL}-"
-    if name.startswith(server) and "SANIC_WORKER_NAME" not in os.environ:
+    if not name.startswith(server):
+        return create_app(settings)  # the main process
+    if "SANIC_WORKER_NAME" not in os.environ:
         number = int(name.removeprefix(server).split("-")[0])
         os.environ["SANIC_WORKER_NAME"] = name
         os.environ["SANIC_WORKER_IDENTIFIER"] = f"{WorkerProcess.SERVER_IDENTIFIER}{number:2}"
-    return create_app(settings)
+    app = create_app(settings)
+    # Registered last: it runs just before Sanic acknowledges the start-up.
+    app.before_server_start(_wait_until_registered)
+    return app
+
+
+#: How long a worker waits for the main process to record it (a few ms, normally).
+REGISTRATION_WAIT_SECONDS = 10.0
+
+
+async def _wait_until_registered(app: Any) -> None:
+    """Hold a worker's start-up acknowledgement until the main process has recorded it.
+
+    Sanic's main process writes a worker's entry in the shared state (STARTED, then
+    its pid) after starting it, by rewriting the whole entry. A worker forked from the
+    fork server can acknowledge before that, and the rewrite then loses its "ACKED":
+    the main process waits for it until its 30 s limit. The pid is the main process's
+    last write, so the worker waits for its own pid to be there.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REGISTRATION_WAIT_SECONDS
+    while app.m.state.get("pid") != os.getpid() and loop.time() < deadline:
+        await asyncio.sleep(0.005)
 
 
 def _not_starting(shutdown: supervision.Shutdown) -> bool:

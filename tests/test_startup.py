@@ -6,6 +6,7 @@ addresses this machine does not have are bound; nothing is sent anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -210,3 +212,24 @@ def test_dev_allow_remote_without_dev_is_refused() -> None:
 )
 def test_which_hosts_count_as_loopback(host: str, loopback: bool) -> None:
     assert cli._is_loopback(host) is loopback
+
+
+# -- a worker acknowledges its start only once the main process has recorded it -------
+
+
+def test_a_worker_waits_for_the_main_process_to_record_it_before_acknowledging() -> None:
+    # Sanic's main process rewrites a worker's state entry after starting it; a worker
+    # forked from the fork server could acknowledge first and have "ACKED" overwritten.
+    state: dict[str, object] = {"state": "STARTING"}
+    app = SimpleNamespace(m=SimpleNamespace(state=state))
+
+    async def main_process_records_it_late() -> list[str]:
+        waiting = asyncio.create_task(cli._wait_until_registered(app))
+        await asyncio.sleep(0.1)
+        seen = ["waiting" if not waiting.done() else "went on"]
+        state.update(state="STARTED", pid=os.getpid())  # the main process's last write
+        await asyncio.wait_for(waiting, timeout=5)
+        seen.append("went on")
+        return seen
+
+    assert asyncio.run(main_process_records_it_late()) == ["waiting", "went on"]
