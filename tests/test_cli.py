@@ -7,6 +7,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,9 +66,6 @@ def server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subp
                 pass
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.1)
-        # Sanic's main process notices the workers' start-up acks a moment after they
-        # serve; a SIGTERM inside that window waits out Sanic's 30 s ack threshold.
-        time.sleep(1)
         yield process, base
     finally:
         if process.returncode is None:
@@ -86,7 +84,7 @@ def stop(process: subprocess.Popen) -> tuple[int, str]:
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip() == f"aura-livekit-backend {__version__}"
     usage = run("--help").stdout
-    for flag in ("--host", "--port", "--workers", "--dev", "plugins"):
+    for flag in ("--host", "--port", "--workers", "--dev", "--dev-allow-remote", "plugins"):
         assert flag in usage
 
 
@@ -306,9 +304,18 @@ def livekit_env(livekit_emulator) -> dict[str, str]:
     }
 
 
+def refused(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:``port`` is refused."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, livekit_env):
     with server("--workers", "2", env=livekit_env) as (process, base):
-        livekit_emulator.latency = 1.5  # every request below is in flight for 1.5 s
+        livekit_emulator.latency = 3  # every request below is in flight for 3 s
 
         def create(i: int) -> int:
             response = httpx.post(f"{base}/api/room/create", json={"userName": f"u{i}"}, timeout=20)
@@ -316,12 +323,26 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, l
 
         with ThreadPoolExecutor(8) as pool:
             answers = [pool.submit(create, i) for i in range(8)]
-            time.sleep(0.5)  # all sent, none answered yet
+            # All in flight: each has reached LiveKit, none is answered yet.
+            deadline = time.monotonic() + 30
+            while livekit_emulator.calls["CreateRoom"] < 8:
+                assert time.monotonic() < deadline, livekit_emulator.calls
+                time.sleep(0.01)
             assert not any(answer.done() for answer in answers)
             started = time.monotonic()
-            code, output = stop(process)
+            process.send_signal(signal.SIGTERM)
+            # New connections are refused at once, not queued to be reset at the end.
+            port = int(base.rsplit(":", 1)[1])
+            while not refused(port):
+                assert process.poll() is None, "exited before it stopped listening"
+                assert time.monotonic() < deadline, "still accepting connections"
+                time.sleep(0.01)
+            refused_while_in_flight = not all(answer.done() for answer in answers)
+            output, _ = process.communicate(timeout=20)
+            code = process.returncode
             statuses = [answer.result() for answer in answers]
         stopped_in = time.monotonic() - started
+    assert refused_while_in_flight
     assert statuses == [200] * 8
     assert len(livekit_emulator.room_names()) == 8  # each really happened
     assert code == 0, output
@@ -329,10 +350,25 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(livekit_emulator, l
     assert "Received signal SIGTERM" in output
 
 
+def handles_sigterm(pid: int) -> bool:
+    """Whether ``pid`` has a SIGTERM handler: a Sanic worker sets one just before it serves."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
 def test_a_worker_killed_with_sigkill_comes_back_and_the_service_keeps_answering(livekit_env):
     with server("--workers", "2", env=livekit_env) as (process, base):
         before = workers(process.pid)
         assert len(before) == 2
+        # Both serve (a worker killed before Sanic saw it start fails the whole start).
+        deadline = time.monotonic() + 30
+        while not all(handles_sigterm(pid) for pid in before):
+            assert time.monotonic() < deadline, "the workers did not both start"
+            time.sleep(0.05)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
         statuses = []
@@ -344,11 +380,12 @@ def test_a_worker_killed_with_sigkill_comes_back_and_the_service_keeps_answering
                 break
             assert time.monotonic() < deadline, f"no worker came back: {now}"
             time.sleep(0.2)
-        time.sleep(1)  # the new worker's start-up ack (see test_cli.server)
-        # The new worker serves: a fresh connection per request reaches both.
+        (replacement,) = now - before
         rooms = [httpx.post(f"{base}/api/room/create", json={"userName": "u"}, timeout=10)
                  for _ in range(10)]  # fmt: skip
         code, output = stop(process)
+    # The replacement came to serve (a stop waits for starting workers to serve first).
+    assert f"Worker ready [{replacement}]" in output, output
     assert set(statuses) == {200}
     assert {response.status_code for response in rooms} == {200}
     assert code == 0, output

@@ -5,8 +5,9 @@ run and ``tests/test_cli.py`` import it as ``service_processes``; pytest finds i
 through ``pythonpath = ["tools"]``, the scripts put ``tools/`` on ``sys.path``.
 
 The console script's main process has, as children, multiprocessing's resource
-tracker, then Sanic's state manager (the first spawned child), then the workers,
-which Sanic spawns after it and respawns when one dies.
+tracker and fork server. The fork server's children are Sanic's state manager (the
+first), then the workers, which Sanic starts after it and restarts when one dies.
+(Sanic run on its own spawns them from the main process instead; both are found.)
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from aura_livekit_backend.emulator import free_port
 __all__ = ["ServiceProcesses", "rss_kib", "worker_pids"]
 
 
-def _children(parent: int) -> list[tuple[int, int]]:
-    """(start time in clock ticks, pid) of each spawned child of ``parent``."""
+def _children(parent: int, forked: bool = False) -> list[tuple[int, int]]:
+    """(start time in clock ticks, pid) of each process multiprocessing started for ``parent``.
+
+    ``forked``: ``parent`` is a fork server, and every child of it counts.
+    """
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -41,8 +45,12 @@ def _children(parent: int) -> list[tuple[int, int]]:
             continue  # it exited while we looked
         # The command name (field 2) may hold spaces; the fields after it do not.
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+        if int(fields[1]) != parent:
+            continue
+        if forked or b"spawn_main" in cmdline:
             found.append((int(fields[19]), int(proc.name)))
+        elif b"multiprocessing.forkserver" in cmdline:
+            found += _children(int(proc.name), forked=True)
     return sorted(found)
 
 
