@@ -244,6 +244,15 @@ class Rooms(Protocol):
         """The room's agent dispatches (livekit-api's ``AgentDispatch`` messages)."""
         ...
 
+    async def add_dispatch(self, room_id: str, agent: AgentRequest) -> api.AgentDispatch:
+        """Dispatch ``agent`` to the room, whatever is there already."""
+        ...
+
+    async def delete_dispatch(self, room_id: str, dispatch_id: str) -> api.AgentDispatch:
+        """Delete the room's dispatch ``dispatch_id`` (a LiveKitError if LiveKit has none);
+        returns what it was."""
+        ...
+
     async def update(
         self,
         room_id: str,

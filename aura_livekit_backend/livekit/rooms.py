@@ -156,6 +156,23 @@ class Rooms:
         dispatches = self._transport.agent_dispatch
         return list(await self._transport.call("ListDispatch", dispatches.list_dispatch(room.name)))
 
+    async def add_dispatch(self, room_id: str, agent: AgentRequest) -> api.AgentDispatch:
+        """Dispatch ``agent`` to the room, whatever is there already (an operator's call)."""
+        room = await self._find(room_id)
+        request = api.CreateAgentDispatchRequest(
+            agent_name=agent.name, room=room.name, metadata=agent.metadata
+        )
+        dispatches = self._transport.agent_dispatch
+        return await self._transport.call("CreateDispatch", dispatches.create_dispatch(request))
+
+    async def delete_dispatch(self, room_id: str, dispatch_id: str) -> api.AgentDispatch:
+        """Delete the room's dispatch ``dispatch_id``; returns what it was."""
+        room = await self._find(room_id)
+        dispatches = self._transport.agent_dispatch
+        return await self._transport.call(
+            "DeleteDispatch", dispatches.delete_dispatch(dispatch_id, room.name)
+        )
+
     async def get(self, room_id: str) -> RoomInfo:
         """The room named ``room_id``, or else the one whose sid it is."""
         return room_info(await self._find(room_id))
