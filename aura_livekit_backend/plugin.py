@@ -49,6 +49,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from livekit import api
 from pydantic_settings import BaseSettings
 from sanic import Blueprint
 
@@ -76,8 +77,16 @@ from .livekit.errors import (
     RoomNotFound,
 )
 from .livekit.listing import RoomSnapshot
-from .livekit.models import Participant, RoomInfo, RoomPage, Ticket, room_position
-from .livekit.tokens import Grants
+from .livekit.models import (
+    AgentRequest,
+    Participant,
+    RoomInfo,
+    RoomOptions,
+    RoomPage,
+    Ticket,
+    room_position,
+)
+from .livekit.tokens import Grants, Profile
 from .metrics import Metrics
 from .schemas import (
     ErrorReply,
@@ -116,6 +125,7 @@ __all__ = [
     "MAX_USER_NAME",
     "PARTICIPANT_CAP",
     "PLUGIN_NAME",
+    "AgentRequest",
     "ApiError",
     "ApiKeys",
     "BearerKeys",
@@ -140,6 +150,7 @@ __all__ = [
     "PluginContext",
     "Policy",
     "PolicyRequest",
+    "Profile",
     "RequiredTopicText",
     "RoomCreated",
     "RoomDeleted",
@@ -148,6 +159,7 @@ __all__ = [
     "RoomInfo",
     "RoomLimitFixed",
     "RoomNotFound",
+    "RoomOptions",
     "RoomPage",
     "RoomReply",
     "RoomSnapshot",
@@ -210,9 +222,35 @@ class Rooms(Protocol):
         ...
 
     async def create(
-        self, *, topic: str, description: str, max_participants: int, created_by: str
+        self,
+        *,
+        topic: str,
+        description: str,
+        max_participants: int,
+        created_by: str,
+        options: RoomOptions | None = None,
+        name: str | None = None,
     ) -> RoomInfo:
-        """A new room with a fresh name. Emits :class:`RoomCreated`."""
+        """A new room with a fresh name (or ``name``, answered as it is if it exists) and
+        ``options`` (timeouts, the app's metadata, agents). Emits :class:`RoomCreated`."""
+        ...
+
+    async def dispatch(self, room: str, agent: AgentRequest) -> bool:
+        """Dispatch ``agent`` to the room *named* ``room`` unless it has a dispatch of that
+        agent already; True when this call dispatched it."""
+        ...
+
+    async def dispatches(self, room_id: str) -> builtins.list[api.AgentDispatch]:
+        """The room's agent dispatches (livekit-api's ``AgentDispatch`` messages)."""
+        ...
+
+    async def add_dispatch(self, room_id: str, agent: AgentRequest) -> api.AgentDispatch:
+        """Dispatch ``agent`` to the room, whatever is there already."""
+        ...
+
+    async def delete_dispatch(self, room_id: str, dispatch_id: str) -> api.AgentDispatch:
+        """Delete the room's dispatch ``dispatch_id`` (a LiveKitError if LiveKit has none);
+        returns what it was."""
         ...
 
     async def update(
@@ -259,10 +297,19 @@ class Tokens(Protocol):
         """The LiveKit URL clients connect to with these tokens (a property)."""
         ...
 
-    def mint(self, *, identity: str, name: str, room: str, grants: Grants | None = None) -> str:
+    def mint(
+        self,
+        *,
+        identity: str,
+        name: str,
+        room: str,
+        grants: Grants | None = None,
+        profile: Profile | None = None,
+    ) -> str:
         """A join token (``AURA_TOKEN_TTL``) with ``grants`` (default: publish, subscribe,
-        data; never more). Already counts ``aura_tokens_minted_total`` and emits
-        :class:`TokenMinted`: do not count again."""
+        data; never more) and the ``profile``'s metadata, attributes and agents. Already
+        counts ``aura_tokens_minted_total`` and emits :class:`TokenMinted`: do not count
+        again."""
         ...
 
 
@@ -289,10 +336,15 @@ class Joins(Protocol):
         ...
 
     async def join(
-        self, room_id: str, user_name: str | None = None, *, caller: Caller | None = None
+        self,
+        room_id: str,
+        user_name: str | None = None,
+        *,
+        caller: Caller | None = None,
+        profile: Profile | None = None,
     ) -> Ticket:
-        """:meth:`admit`, then a token with the grants the policies leave: the whole
-        join, as ``POST /token`` does it."""
+        """:meth:`admit`, then a token with the grants the policies leave and ``profile``
+        (its agents dispatched explicitly): the whole join, as ``POST /token`` does it."""
         ...
 
     async def create(
@@ -303,8 +355,12 @@ class Joins(Protocol):
         max_participants: int,
         user_name: str | None = None,
         caller: Caller | None = None,
+        profile: Profile | None = None,
+        options: RoomOptions | None = None,
+        name: str | None = None,
     ) -> Ticket:
-        """A new room (``createdBy``: the creator's identity) and the creator's token,
+        """A new room (``createdBy``: the creator's identity; ``name``: that room, created
+        unless it exists) with ``options`` and the creator's token with ``profile``,
         after the rate limit and the policies: the whole ``POST /room/create``."""
         ...
 
@@ -315,6 +371,7 @@ class Joins(Protocol):
         *,
         identity: str | None = None,
         grants: Grants | None = None,
+        profile: Profile | None = None,
     ) -> Ticket:
         """A token for ``room`` without the checks (not async)."""
         ...

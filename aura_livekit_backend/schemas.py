@@ -116,6 +116,14 @@ class RoomReply(BaseModel):
     )
     createdAt: str = Field(examples=["2025-12-30T16:22:11.000Z"])
     numParticipants: int = Field(description="Participants in the room now")
+    emptyTimeout: int = Field(
+        description="Seconds LiveKit keeps the room open while nobody has joined", examples=[300]
+    )
+    departureTimeout: int = Field(
+        description="Seconds LiveKit keeps the room open after the last one left", examples=[20]
+    )
+    metadata: str = Field(description="The application's own room metadata (may be empty)")
+    agents: list[str] = Field(description="Agents dispatched when the room was created")
 
 
 def room_reply(room: RoomInfo) -> dict[str, object]:
@@ -129,6 +137,10 @@ def room_reply(room: RoomInfo) -> dict[str, object]:
         "createdBy": room.created_by,
         "createdAt": iso_ms(room.created_at),
         "numParticipants": room.num_participants,
+        "emptyTimeout": room.empty_timeout,
+        "departureTimeout": room.departure_timeout,
+        "metadata": room.metadata,
+        "agents": list(room.agents),
     }
 
 

@@ -230,6 +230,25 @@ class Settings(BaseSettings):
         "(LiveKit disconnects the first), reject it (409), or give every token a unique "
         "identity (the userName stays the display name).",
     )
+    allowed_agents: CommaList = Field(
+        default_factory=list,
+        description="Agent names callers may ask for (room_config.agents, room agents), "
+        "comma-separated; empty: none.",
+    )
+    token_source_path: str = Field(
+        "/livekit/token",
+        pattern=r"^/[A-Za-z0-9/_.-]{1,100}$",
+        description="Path (under the API prefix) of LiveKit's client token endpoint.",
+    )
+    token_source_new_rooms: bool = Field(
+        True,
+        description="The token endpoint creates a fresh room when room_name is absent; "
+        "false: room_name is required (400).",
+    )
+    token_source_create_missing: bool = Field(
+        False,
+        description="The token endpoint creates a named room that does not exist; false: 404.",
+    )
     cors_origins: CommaList = Field(
         default_factory=list,
         description="Origins allowed to call from a browser, comma-separated; empty: none.",
@@ -282,7 +301,12 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator(
-        "cors_origins", "plugins", "disabled_plugins", "auth_algorithms", mode="before"
+        "cors_origins",
+        "plugins",
+        "disabled_plugins",
+        "auth_algorithms",
+        "allowed_agents",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

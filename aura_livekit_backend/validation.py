@@ -220,20 +220,27 @@ def parse_json(request: Request, model: type[M], context: Mapping[str, Any] | No
 
 
 def json_body(
-    model: type[BaseModel], *, context: Mapping[str, Any] | None = None
+    model: type[BaseModel],
+    *,
+    context: Mapping[str, Any] | None = None,
+    optional: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Validate the JSON body as ``model``, pass it as ``body=``, and document it in OpenAPI.
 
     ``context`` reaches the model's validators as ``info.context`` (settings-driven limits).
+    ``optional``: no body at all reads as ``{}`` (LiveKit's token endpoint allows it).
     """
 
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def validated(request: Request, *args: Any, **kwargs: Any) -> Any:
-            kwargs["body"] = parse_json(request, model, context)
+            if optional and not request.body.strip():
+                kwargs["body"] = model.model_validate({}, context=dict(context or {}))
+            else:
+                kwargs["body"] = parse_json(request, model, context)
             return await handler(request, *args, **kwargs)
 
         content = json_content(model, mode="validation")
-        return openapi.body(content, required=True)(validated)
+        return openapi.body(content, required=not optional)(validated)
 
     return decorate

@@ -25,7 +25,10 @@ def test_request_bodies_are_pydantic_schemas(spec) -> None:
     create = body_schema(spec, "/api/room/create")
     assert create["required"] == ["userName"]
     assert create["additionalProperties"] is False
-    assert set(create["properties"]) == {"userName", "roomTopic", "description", "maxParticipants"}
+    assert set(create["properties"]) == {
+        "userName", "roomTopic", "description", "maxParticipants",
+        "emptyTimeout", "departureTimeout", "metadata", "agents",
+    }  # fmt: skip
     user = create["properties"]["userName"]
     assert (user["type"], user["minLength"], user["maxLength"]) == ("string", 1, 128)
     topic = create["properties"]["roomTopic"]
@@ -190,3 +193,25 @@ def test_each_error_example_is_what_the_route_answers(
     response = client.request(method, path, **({"json": body} if body is not None else {}))
     assert response.status_code == status
     assert response.json == _example(spec, path, method, status)
+
+
+def test_the_client_token_endpoint_is_documented_as_livekit_defines_it(spec) -> None:
+    operation = spec["paths"]["/api/livekit/token"]["post"]
+    assert operation["requestBody"]["required"] is False
+    request = body_schema(spec, "/api/livekit/token")
+    assert set(request["properties"]) == {
+        "room_name", "participant_identity", "participant_name", "participant_metadata",
+        "participant_attributes", "room_config",
+    }  # fmt: skip
+    assert "required" not in request
+    config = request["properties"]["room_config"]["properties"]
+    assert config["agents"]["items"]["required"] == ["agent_name"]
+    assert config["empty_timeout"]["maximum"] == 86400
+    reply = operation["responses"]["201"]["content"]["application/json"]["schema"]
+    assert set(reply["required"]) == {
+        "server_url",
+        "participant_token",
+        "participant_name",
+        "room_name",
+    }
+    assert {"400", "403", "404"} <= set(operation["responses"])

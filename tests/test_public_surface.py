@@ -16,14 +16,15 @@ from aura_livekit_backend import plugin
 ROOT = Path(__file__).resolve().parent.parent
 
 CONTRACT = {
-    "ApiError", "ApiKeys", "BearerKeys", "Caller", "Decision", "DescriptionText",
+    "AgentRequest", "ApiError", "ApiKeys", "BearerKeys", "Caller", "Decision", "DescriptionText",
     "ENTRY_POINT_GROUP", "ErrorReply", "Event", "Grants", "IdentityTaken", "Joins",
     "LiveKitError", "LiveKitGateway", "LiveKitRejected", "LiveKitUnavailable",
     "MAX_DESCRIPTION", "MAX_ROOM_ID", "MAX_TOPIC", "MAX_USER_NAME", "Metrics",
     "PARTICIPANT_CAP", "PLUGIN_NAME", "Participant", "ParticipantLimit", "ParticipantNotFound",
-    "ParticipantRemoved", "Plugin", "PluginContext", "Policy", "PolicyRequest",
+    "ParticipantRemoved", "Plugin", "PluginContext", "Policy", "PolicyRequest", "Profile",
     "RequiredTopicText", "RoomCreated", "RoomDeleted", "RoomFull", "RoomIdText", "RoomInfo",
-    "RoomLimitFixed", "RoomNotFound", "RoomPage", "RoomReply", "RoomSnapshot", "RoomUpdated",
+    "RoomLimitFixed", "RoomNotFound", "RoomOptions", "RoomPage", "RoomReply", "RoomSnapshot",
+    "RoomUpdated",
     "Rooms", "Settings", "Ticket", "TokenMinted", "Tokens", "TopicText", "UserNameText",
     "caller_of", "check_text", "error_body", "error_responses", "failing_to", "iso_ms",
     "json_body", "json_content", "json_reply", "json_schema", "path_parameter", "path_text",

@@ -316,6 +316,10 @@ def test_get_room_by_name_and_by_sid(client) -> None:
             "createdBy": "host-user",
             "createdAt": info["createdAt"],
             "numParticipants": 0,
+            "emptyTimeout": 300,
+            "departureTimeout": 20,
+            "metadata": "",
+            "agents": [],
         }
         created = datetime.strptime(info["createdAt"], "%Y-%m-%dT%H:%M:%S.%fZ")
         now = datetime.now(timezone.utc).replace(tzinfo=None)

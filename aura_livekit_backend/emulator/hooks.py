@@ -4,7 +4,10 @@ The emulator carries no media, so nobody joins over WebRTC; behind
 ``aura-livekit-backend --dev`` these let a person, or a test in another process,
 stand in for joins and leaves:
 
-- ``POST /_emulator/rooms/{room}/participants`` with ``{"identity": …, "name": …}``
+- ``POST /_emulator/rooms/{room}/participants`` with ``{"identity": …, "name": …}``,
+  or ``{"token": …}``: a join token, read as LiveKit reads it at signalling (its
+  identity, name, metadata, attributes, and its ``roomConfig`` when the join creates
+  the room: a room that exists ignores it)
 - ``DELETE /_emulator/rooms/{room}/participants/{identity}``
 
 Each needs ``Authorization: Bearer <hook token>`` (a random token per emulator, which
@@ -16,18 +19,55 @@ which sends neither and cannot without the emulator agreeing to CORS.
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from aiohttp import web
+from google.protobuf import json_format
+from livekit.protocol import models
+from livekit.protocol import room as room_pb
 
 from .state import RoomFull, Rooms
+from .twirp import verify
 
-__all__ = ["HOOKS_PREFIX", "add_hooks"]
+__all__ = ["HOOKS_PREFIX", "add_hooks", "join_with_token"]
+
+
+def join_with_token(
+    rooms: Rooms, token: str, api_key: str, api_secret: str, room: str | None = None
+) -> models.ParticipantInfo:
+    """Join ``rooms`` as a join token's holder; ValueError for a token LiveKit would
+    refuse (bad signature, no roomJoin, another room than ``room``)."""
+    claims = verify(f"Bearer {token}", api_key, api_secret)
+    video: dict[str, Any] = (claims or {}).get("video") or {}
+    if claims is None or not video.get("roomJoin") or not video.get("room"):
+        raise ValueError("not a valid join token")
+    if room is not None and video["room"] != room:
+        raise ValueError("the token is for another room")
+    config = None
+    if isinstance(claims.get("roomConfig"), dict):
+        # As LiveKit's own verifier reads it: camelCase or snake_case, unknown fields ignored.
+        config = json_format.ParseDict(
+            claims["roomConfig"], room_pb.RoomConfiguration(), ignore_unknown_fields=True
+        )
+    attributes = claims.get("attributes")
+    return rooms.add_participant(
+        video["room"],
+        str(claims.get("sub", "")),
+        str(claims.get("name", "")),
+        room_config=config,
+        metadata=str(claims.get("metadata", "")),
+        attributes=dict(attributes) if isinstance(attributes, dict) else None,
+    )
+
 
 HOOKS_PREFIX = "/_emulator"
 
 
-def add_hooks(app: web.Application, rooms: Rooms, token: str) -> None:
-    """Route the hooks on ``app``, acting on ``rooms``, guarded by ``token``."""
+def add_hooks(
+    app: web.Application, rooms: Rooms, token: str, *, keys: tuple[str, str] = ("", "")
+) -> None:
+    """Route the hooks on ``app``, acting on ``rooms``, guarded by ``token``; join tokens
+    are checked with ``keys`` (the emulated LiveKit's API key and secret)."""
     expected = f"Bearer {token}".encode()
 
     def refusal(request: web.Request) -> web.Response | None:
@@ -44,16 +84,28 @@ def add_hooks(app: web.Application, rooms: Rooms, token: str) -> None:
             return refused
         if request.content_type != "application/json":
             return web.json_response({"error": "send Content-Type: application/json"}, status=415)
+        room = request.match_info["room"]
         try:
             body = await request.json()
-            identity = body["identity"]
-            name = body.get("name", "")
+            if "token" in body:
+                identity, name = None, ""
+                join_token = str(body["token"])
+            else:
+                identity = body["identity"]
+                name = body.get("name", "")
         except (ValueError, KeyError, TypeError, AttributeError):
             return web.json_response(
-                {"error": 'send {"identity": "...", "name": "..."}'}, status=400
+                {"error": 'send {"identity": "...", "name": "..."} or {"token": "..."}'},
+                status=400,
             )
         try:
-            joined = rooms.add_participant(request.match_info["room"], str(identity), str(name))
+            if identity is None:
+                try:
+                    joined = join_with_token(rooms, join_token, *keys, room=room)
+                except ValueError as exc:
+                    return web.json_response({"error": str(exc)}, status=401)
+            else:
+                joined = rooms.add_participant(room, str(identity), str(name))
         except KeyError:
             return web.json_response({"error": "no such room"}, status=404)
         except RoomFull:

@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 import jwt
 from aiohttp import web
 from livekit.protocol import models
+from livekit.protocol.agent_dispatch import AgentDispatch
 
 from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
 from .faults import Faults
-from .hooks import add_hooks
+from .hooks import add_hooks, join_with_token
 from .state import MAX_METADATA_BYTES, Rooms
 from .twirp import serve_call
 
@@ -136,7 +137,7 @@ class LiveKitEmulator:
     async def _serve(self) -> web.AppRunner:
         app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
         app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
-        add_hooks(app, self._rooms, self.hook_token)
+        add_hooks(app, self._rooms, self.hook_token, keys=(self.api_key, self.api_secret))
         # A stalled call must not hold up stop() for its 30 s.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -197,6 +198,16 @@ class LiveKitEmulator:
         KeyError when the room does not exist.
         """
         return self._rooms.add_participant(room, identity, name, publisher=publisher)
+
+    def join_with_token(self, token: str) -> models.ParticipantInfo:
+        """Join as the holder of a join ``token`` would: its room, identity, name,
+        metadata and attributes; its ``roomConfig`` creates the room (agents dispatched)
+        only if the room does not exist, as LiveKit does. ValueError for a bad token."""
+        return join_with_token(self._rooms, token, self.api_key, self.api_secret)
+
+    def dispatches(self, room: str) -> list[AgentDispatch]:
+        """The room's agent dispatches, oldest first; KeyError when no such room."""
+        return self._rooms.dispatches(room)
 
     def remove_participant(self, room: str, identity: str) -> None:
         """``identity`` leaves ``room`` (the departure timeout starts when it empties)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import Message
+from livekit.protocol import agent_dispatch as dispatch_pb
 from livekit.protocol import models
 from livekit.protocol import room as room_pb
 
@@ -58,6 +59,18 @@ class _Room:
     #: When the last participant left; None while someone is in or nobody ever joined.
     emptied_at: float | None = None
     ever_joined: bool = False
+    #: Agent dispatches by id, in the order made (CreateRoom's agents, CreateDispatch,
+    #: a token's roomConfig on the join that created the room).
+    dispatches: dict[str, dispatch_pb.AgentDispatch] = field(default_factory=dict)
+
+    def dispatch(self, agent_name: str, metadata: str, now: float) -> dispatch_pb.AgentDispatch:
+        """Record a dispatch of ``agent_name`` to this room."""
+        made = dispatch_pb.AgentDispatch(
+            id=new_sid("AD_"), agent_name=agent_name, room=self.proto.name, metadata=metadata
+        )
+        made.state.created_at = int(now * 1e9)
+        self.dispatches[made.id] = made
+        return made
 
 
 def _require(grants: Grants, grant: str, room: str | None = None) -> None:
@@ -84,11 +97,33 @@ class Rooms:
     # -- what a test does in place of WebRTC --------------------------------------
 
     def add_participant(
-        self, room: str, identity: str, name: str = "", *, publisher: bool = False
+        self,
+        room: str,
+        identity: str,
+        name: str = "",
+        *,
+        publisher: bool = False,
+        room_config: room_pb.RoomConfiguration | None = None,
+        metadata: str = "",
+        attributes: dict[str, str] | None = None,
     ) -> models.ParticipantInfo:
-        """Join ``identity`` to ``room``; RoomFull when full, KeyError when no such room."""
+        """Join ``identity`` to ``room``; RoomFull when full, KeyError when no such room.
+
+        With ``room_config`` (a join token's ``roomConfig``), a missing room is created
+        from it, its agents dispatched — and for a room that exists it is ignored, as
+        LiveKit does.
+        """
         with self._lock:
             state = self._live_room(room)
+            if state is None and room_config is not None:
+                state = self._create(room_pb.CreateRoomRequest(
+                    name=room,
+                    empty_timeout=room_config.empty_timeout,
+                    departure_timeout=room_config.departure_timeout,
+                    max_participants=room_config.max_participants,
+                    metadata=room_config.metadata,
+                    agents=room_config.agents,
+                ))  # fmt: skip
             if state is None:
                 raise KeyError(room)
             limit = state.proto.max_participants
@@ -103,6 +138,8 @@ class Rooms:
                 joined_at=int(now),
                 joined_at_ms=int(now * 1000),
                 is_publisher=publisher,
+                metadata=metadata,
+                attributes=attributes or {},
             )
             state.participants[identity] = participant
             state.ever_joined = True
@@ -123,6 +160,14 @@ class Rooms:
             if self._live_room(room) is None:
                 raise KeyError(room)
             del self._rooms[room]
+
+    def dispatches(self, room: str) -> list[dispatch_pb.AgentDispatch]:
+        """The room's agent dispatches, oldest first; KeyError when no such room."""
+        with self._lock:
+            state = self._live_room(room)
+            if state is None:
+                raise KeyError(room)
+            return list(state.dispatches.values())
 
     def names(self) -> list[str]:
         """The names of the rooms open now, sorted."""
@@ -175,6 +220,9 @@ class Rooms:
         existing = self._live_room(message.name)
         if existing is not None:
             return _snapshot(existing)
+        return _snapshot(self._create(message))
+
+    def _create(self, message: room_pb.CreateRoomRequest) -> _Room:
         now = self.clock()
         proto = models.Room(
             sid=new_sid("RM_"),
@@ -186,8 +234,10 @@ class Rooms:
             creation_time_ms=int(now * 1000),
             metadata=message.metadata,
         )
-        self._rooms[message.name] = _Room(proto)
-        return _snapshot(self._rooms[message.name])
+        state = self._rooms[message.name] = _Room(proto)
+        for agent in message.agents:
+            state.dispatch(agent.agent_name, agent.metadata, now)
+        return state
 
     def _rpc_list_rooms(
         self, message: room_pb.ListRoomsRequest, grants: Grants
@@ -248,6 +298,43 @@ class Rooms:
         if not state.participants:
             state.emptied_at = self.clock()
         return room_pb.RemoveParticipantResponse()
+
+    # -- AgentDispatchService --------------------------------------------------------
+
+    def _dispatch_room(self, room: str, grants: Grants) -> _Room:
+        _require(grants, "roomAdmin", room)
+        state = self._live_room(room)
+        if state is None:
+            raise TwirpFault("not_found", "requested room does not exist")
+        return state
+
+    def _rpc_create_dispatch(
+        self, message: dispatch_pb.CreateAgentDispatchRequest, grants: Grants
+    ) -> dispatch_pb.AgentDispatch:
+        state = self._dispatch_room(message.room, grants)
+        if not message.agent_name:
+            raise TwirpFault("invalid_argument", "agent name is required")
+        return state.dispatch(message.agent_name, message.metadata, self.clock())
+
+    def _rpc_list_dispatch(
+        self, message: dispatch_pb.ListAgentDispatchRequest, grants: Grants
+    ) -> dispatch_pb.ListAgentDispatchResponse:
+        state = self._dispatch_room(message.room, grants)
+        found = [
+            made
+            for made in state.dispatches.values()
+            if not message.dispatch_id or made.id == message.dispatch_id
+        ]
+        return dispatch_pb.ListAgentDispatchResponse(agent_dispatches=found)
+
+    def _rpc_delete_dispatch(
+        self, message: dispatch_pb.DeleteAgentDispatchRequest, grants: Grants
+    ) -> dispatch_pb.AgentDispatch:
+        state = self._dispatch_room(message.room, grants)
+        made = state.dispatches.pop(message.dispatch_id, None)
+        if made is None:
+            raise TwirpFault("not_found", "dispatch does not exist")
+        return made
 
 
 def _snake(name: str) -> str:

@@ -18,6 +18,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from livekit.protocol import agent_dispatch as dispatch_pb
 from livekit.protocol import room as room_pb
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "LEEWAY_SECONDS",
     "METHODS",
     "SERVICE",
+    "SERVICES",
     "STATUS",
     "TwirpFault",
     "decode",
@@ -36,6 +38,16 @@ __all__ = [
 ]
 
 SERVICE = "livekit.RoomService"
+#: Every emulated Twirp service, with its method names.
+SERVICES: dict[str, frozenset[str]] = {
+    SERVICE: frozenset(
+        method.name for method in room_pb.DESCRIPTOR.services_by_name["RoomService"].methods
+    ),
+    "livekit.AgentDispatchService": frozenset(
+        method.name
+        for method in dispatch_pb.DESCRIPTOR.services_by_name["AgentDispatchService"].methods
+    ),
+}
 #: LiveKit's leeway on a token's nbf and exp.
 LEEWAY_SECONDS = 60
 #: The HTTP status of each Twirp error code (twitchtv/twirp's spec).
@@ -59,10 +71,14 @@ STATUS = {
     "unavailable": 503,
     "dataloss": 500,
 }
-#: Every RoomService method, with the message type it takes.
+#: Every method of :data:`SERVICES` (their names do not clash), with the message it takes.
 METHODS: dict[str, type[Message]] = {
     method.name: GetMessageClass(method.input_type)
-    for method in room_pb.DESCRIPTOR.services_by_name["RoomService"].methods
+    for module, service in (
+        (room_pb, "RoomService"),
+        (dispatch_pb, "AgentDispatchService"),
+    )
+    for method in module.DESCRIPTOR.services_by_name[service].methods
 }
 _CONTENT_TYPES = ("application/protobuf", "application/json")
 
@@ -125,13 +141,12 @@ def encode(message: Message, content_type: str) -> web.Response:
 
 
 def _route(request: web.Request) -> str:
-    """The RoomService method a request calls; raises ``bad_route`` as Twirp does."""
+    """The method a request calls; raises ``bad_route`` as Twirp does."""
     path = request.match_info["path"]
-    method = path.removeprefix(SERVICE + "/")
+    service, _, method = path.partition("/")
     if (
         request.method != "POST"
-        or not path.startswith(SERVICE + "/")
-        or method not in METHODS
+        or method not in SERVICES.get(service, ())
         or request.content_type not in _CONTENT_TYPES
     ):
         raise TwirpFault("bad_route", f"no handler for path {request.path!r}")

@@ -26,6 +26,7 @@ from ..plugin import (
     Plugin,
     PluginContext,
     RoomInfo,
+    RoomOptions,
     RoomReply,
     RoomSnapshot,
     TopicText,
@@ -40,7 +41,24 @@ from ..plugin import (
     room_position,
     room_reply,
 )
-from .tokens import DISPLAY_NAME, JoinReply, JoinRoom, JoinRoomAsCaller, UserName, join_reply
+from .token_source import (
+    MAX_AGENTS,
+    MAX_ROOM_METADATA_BYTES,
+    MAX_TIMEOUT,
+    AgentDispatchIn,
+    RoomMetadata,
+    Timeout,
+    agents_allowed,
+)
+from .tokens import (
+    DISPLAY_NAME,
+    JoinReply,
+    JoinRoom,
+    JoinRoomAsCaller,
+    UserName,
+    join_reply,
+    profile_of,
+)
 
 __all__ = ["CreateReply", "CreateRoom", "CreateRoomAsCaller", "RoomList", "plugin"]
 
@@ -63,6 +81,26 @@ class CreateRoom(UserName):
     )
     maxParticipants: ParticipantLimit | None = Field(
         None, description="Most participants at once; default 20, at most the configured cap"
+    )
+    emptyTimeout: Timeout | None = Field(
+        None,
+        description=f"Seconds the room stays open while nobody joined (1 to {MAX_TIMEOUT}); "
+        "default LiveKit's (300)",
+    )
+    departureTimeout: Timeout | None = Field(
+        None,
+        description=f"Seconds the room stays open after the last one left (1 to {MAX_TIMEOUT}); "
+        "default LiveKit's (20)",
+    )
+    metadata: RoomMetadata | None = Field(
+        None,
+        description="The application's own room metadata (at most "
+        f"{MAX_ROOM_METADATA_BYTES} bytes), kept apart from the service's facts",
+    )
+    agents: list[AgentDispatchIn] | None = Field(
+        None,
+        max_length=MAX_AGENTS,
+        description="Agents dispatched at creation (names in AURA_ALLOWED_AGENTS)",
     )
 
 
@@ -109,7 +147,9 @@ def setup(ctx: PluginContext) -> None:
         summary="Create a room",
         description="Creates a LiveKit room with a fresh name and answers with a token for "
         "its creator (identity: the caller's JWT identity, else userName; unique under "
-        "AURA_DUPLICATE_USERNAME=unique). Policies may refuse it (403) or narrow the token.",
+        "AURA_DUPLICATE_USERNAME=unique). Policies may refuse it (403) or narrow the token. "
+        "Options: emptyTimeout, departureTimeout, the app's metadata, and agents to "
+        "dispatch (only those in AURA_ALLOWED_AGENTS; another is 403).",
         tag="rooms",
         response=[
             json_reply(CreateReply),
@@ -118,6 +158,12 @@ def setup(ctx: PluginContext) -> None:
     )
     @json_body(CreateRoomAsCaller if jwt else CreateRoom, context=limits)
     async def create_room(request: Request, body: CreateRoom) -> HTTPResponse:
+        options = RoomOptions(
+            empty_timeout=body.emptyTimeout or 0,
+            departure_timeout=body.departureTimeout or 0,
+            metadata=body.metadata or "",
+            agents=agents_allowed(body.agents, settings.allowed_agents, "agents"),
+        )
         with failing_to("create room"):
             ticket = await ctx.joins.create(
                 topic=body.roomTopic or settings.default_room_topic,
@@ -125,6 +171,7 @@ def setup(ctx: PluginContext) -> None:
                 max_participants=body.maxParticipants or settings.default_max_participants,
                 user_name=body.userName,
                 caller=caller_of(request),
+                options=options,
             )
         room = ticket.room
         return json(
@@ -152,7 +199,9 @@ def setup(ctx: PluginContext) -> None:
     @json_body(JoinRoomAsCaller if jwt else JoinRoom)
     async def join_room(request: Request, body: JoinRoom) -> HTTPResponse:
         with failing_to("join room"):
-            ticket = await ctx.joins.join(body.roomId, body.userName, caller=caller_of(request))
+            ticket = await ctx.joins.join(
+                body.roomId, body.userName, caller=caller_of(request), profile=profile_of(body)
+            )
         return json(join_reply(ticket))
 
     # A room name may hold any character, percent-encoded in the path (decoded once).

@@ -17,6 +17,7 @@ from ..plugin import (
     MAX_USER_NAME,
     Plugin,
     PluginContext,
+    Profile,
     RoomIdText,
     Ticket,
     UserNameText,
@@ -25,6 +26,12 @@ from ..plugin import (
     failing_to,
     json_body,
     json_reply,
+)
+from .token_source import (
+    MAX_ATTRIBUTES_BYTES,
+    MAX_PARTICIPANT_METADATA_BYTES,
+    Attributes,
+    ParticipantMetadata,
 )
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "UserName",
     "join_reply",
     "plugin",
+    "profile_of",
 ]
 
 #: userName's description where the caller may have an identity of its own (jwt).
@@ -64,6 +72,23 @@ class JoinRoom(UserName):
         description="The room's name (roomId) or its LiveKit sid (RM_…)",
         examples=["room-1736598234-x7k2m9"],
     )
+    metadata: ParticipantMetadata | None = Field(
+        None,
+        description=f"The participant's metadata (at most {MAX_PARTICIPANT_METADATA_BYTES} "
+        "bytes), in the token",
+    )
+    attributes: Attributes | None = Field(
+        None,
+        description="The participant's attributes, string → string (at most "
+        f"{MAX_ATTRIBUTES_BYTES} bytes in all), in the token",
+    )
+
+
+def profile_of(body: JoinRoom) -> Profile | None:
+    """The token profile a join body asks for (None: none)."""
+    if body.metadata is None and body.attributes is None:
+        return None
+    return Profile(metadata=body.metadata or "", attributes=body.attributes or {})
 
 
 class JoinRoomAsCaller(JoinRoom):
@@ -116,7 +141,9 @@ def setup(ctx: PluginContext) -> None:
     @json_body(body_model)
     async def token(request: Request, body: JoinRoom) -> HTTPResponse:
         with failing_to("join room"):
-            ticket = await ctx.joins.join(body.roomId, body.userName, caller=caller_of(request))
+            ticket = await ctx.joins.join(
+                body.roomId, body.userName, caller=caller_of(request), profile=profile_of(body)
+            )
         return json(join_reply(ticket))
 
 

@@ -18,9 +18,9 @@ from typing import Literal, Protocol
 
 from ..auth.callers import Caller
 from .errors import IdentityTaken, RoomFull
-from .models import RoomInfo, Ticket
+from .models import RoomInfo, RoomOptions, Ticket
 from .rooms import Rooms
-from .tokens import DEFAULT_GRANTS, Grants, Tokens
+from .tokens import DEFAULT_GRANTS, Grants, Profile, Tokens
 
 __all__ = ["DuplicatePolicy", "Gate", "Joins", "OpenGate"]
 
@@ -121,11 +121,23 @@ class Joins:
         return room, identity
 
     async def join(
-        self, room_id: str, user_name: str | None = None, *, caller: Caller | None = None
+        self,
+        room_id: str,
+        user_name: str | None = None,
+        *,
+        caller: Caller | None = None,
+        profile: Profile | None = None,
     ) -> Ticket:
-        """:meth:`admit`, then a token with the grants the policies leave: the whole join."""
+        """:meth:`admit`, then a token with the grants the policies leave and the
+        ``profile``: the whole join.
+
+        The profile's agents are dispatched to the room explicitly, once per room and
+        agent: the room exists, and LiveKit ignores a token's ``roomConfig`` then.
+        """
         room, identity, name, grants = await self._admit(room_id, user_name, caller)
-        return self.ticket(room, name, identity=identity, grants=grants)
+        for agent in profile.agents if profile else ():
+            await self._rooms.dispatch(room.name, agent)
+        return self.ticket(room, name, identity=identity, grants=grants, profile=profile)
 
     async def create(
         self,
@@ -135,17 +147,22 @@ class Joins:
         max_participants: int,
         user_name: str | None = None,
         caller: Caller | None = None,
+        profile: Profile | None = None,
+        options: RoomOptions | None = None,
+        name: str | None = None,
     ) -> Ticket:
         """A new room, made by ``caller`` (its ``createdBy`` is the creator's identity),
-        and the creator's token for it. Rate limit and policies first."""
+        with ``options``, and the creator's token for it (with ``profile``). Rate limit
+        and policies first. ``name``: that room, created unless it exists (then joined
+        as it is, full or not: the caller is its creator only if it made it)."""
         caller = caller or Caller.backend()
-        identity, name = caller.acting_as(user_name)
+        identity, display = caller.acting_as(user_name)
         await self._gate.count(caller, "create", identity)
         grants = await self._gate.decide(
             caller,
             "create",
             identity=identity,
-            name=name,
+            name=display,
             topic=topic,
             max_participants=max_participants,
         )
@@ -154,8 +171,12 @@ class Joins:
             description=description,
             max_participants=max_participants,
             created_by=identity,
+            options=options,
+            name=name,
         )
-        return self.ticket(room, name, identity=self.identity_for(identity), grants=grants)
+        return self.ticket(
+            room, display, identity=self.identity_for(identity), grants=grants, profile=profile
+        )
 
     def ticket(
         self,
@@ -164,8 +185,13 @@ class Joins:
         *,
         identity: str | None = None,
         grants: Grants | None = None,
+        profile: Profile | None = None,
     ) -> Ticket:
-        """A token for ``room`` without the checks (its creator, who just made it)."""
+        """A token for ``room`` without the checks (its creator, who just made it);
+        ``profile.name``, when set, is the display name instead of ``user_name``."""
         identity = identity or self.identity_for(user_name)
-        token = self._tokens.mint(identity=identity, name=user_name, room=room.name, grants=grants)
-        return Ticket(room, identity, user_name, token, self._tokens.public_url)
+        name = profile.name if profile and profile.name else user_name
+        token = self._tokens.mint(
+            identity=identity, name=name, room=room.name, grants=grants, profile=profile
+        )
+        return Ticket(room, identity, name, token, self._tokens.public_url)

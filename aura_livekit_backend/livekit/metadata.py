@@ -31,9 +31,22 @@ def encode_facts(facts: dict[str, Any]) -> str:
     return json.dumps(facts, ensure_ascii=False, separators=(",", ":"))
 
 
-def new_room_facts(*, topic: str, description: str, created_by: str) -> str:
-    """The metadata of a room the service creates."""
-    return encode_facts({"topic": topic, "description": description, "createdBy": created_by})
+def new_room_facts(
+    *,
+    topic: str,
+    description: str,
+    created_by: str,
+    app_metadata: str = "",
+    agents: tuple[str, ...] = (),
+) -> str:
+    """The metadata of a room the service creates: our facts, and the application's own
+    metadata under ``metadata`` (absent when empty), so neither overwrites the other."""
+    facts: dict[str, Any] = {"topic": topic, "description": description, "createdBy": created_by}
+    if app_metadata:
+        facts["metadata"] = app_metadata
+    if agents:
+        facts["agents"] = list(agents)
+    return encode_facts(facts)
 
 
 def facts_of(room: api.Room) -> dict[str, Any]:
@@ -78,7 +91,18 @@ def room_info(room: api.Room) -> RoomInfo:
         created_by=_text(facts, "createdBy", ""),
         created_at=from_unix_ms(proto_position(room)[0]),
         num_participants=room.num_participants,
+        empty_timeout=room.empty_timeout,
+        departure_timeout=room.departure_timeout,
+        metadata=_text(facts, "metadata", ""),
+        agents=_names(facts.get("agents")),
     )
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """The agent names kept in the facts; () for anything else found there."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(name for name in value if isinstance(name, str))
 
 
 def participant_info(info: api.ParticipantInfo) -> Participant:

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-__all__ = ["Participant", "RoomInfo", "RoomPage", "Ticket", "room_position"]
+__all__ = [
+    "AgentRequest",
+    "Participant",
+    "RoomInfo",
+    "RoomOptions",
+    "RoomPage",
+    "Ticket",
+    "room_position",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +29,41 @@ class RoomInfo:
     created_by: str
     created_at: datetime
     num_participants: int
+    #: Seconds LiveKit keeps the room open while nobody ever joined (0: LiveKit's default).
+    empty_timeout: int = 0
+    #: Seconds LiveKit keeps the room open after the last participant left.
+    departure_timeout: int = 0
+    #: The application's own metadata (apart from the service's facts).
+    metadata: str = ""
+    #: The agents dispatched to the room when it was created (their names).
+    agents: tuple[str, ...] = ()
 
     @property
     def is_full(self) -> bool:
         """True when the room has a limit and that many participants are in it."""
         return 0 < self.max_participants <= self.num_participants
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    """An agent to dispatch to a room: LiveKit's ``RoomAgentDispatch``."""
+
+    #: The agent's registered name.
+    name: str
+    #: What the agent's job receives as its metadata.
+    metadata: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomOptions:
+    """What a creator may choose about a new room beyond its facts (0: LiveKit's default)."""
+
+    empty_timeout: int = 0
+    departure_timeout: int = 0
+    #: The application's own metadata, kept apart from the service's facts.
+    metadata: str = ""
+    #: Agents dispatched when the room is created (``CreateRoomRequest.agents``).
+    agents: tuple[AgentRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from .errors import (
 )
 from .listing import RoomSnapshot, SharedListing
 from .metadata import encode_facts, facts_of, new_room_facts, participant_info, room_info
-from .models import Participant, RoomInfo, RoomPage
+from .models import AgentRequest, Participant, RoomInfo, RoomOptions, RoomPage
 from .sids import SidCache, looks_like_sid
 from .transport import Transport
 
@@ -79,22 +79,48 @@ class Rooms:
         self._listing.close()
 
     async def create(
-        self, *, topic: str, description: str, max_participants: int, created_by: str
+        self,
+        *,
+        topic: str,
+        description: str,
+        max_participants: int,
+        created_by: str,
+        options: RoomOptions | None = None,
+        name: str | None = None,
     ) -> RoomInfo:
-        """Create a room with a fresh name and the given facts.
+        """Create a room with a fresh name (or ``name``) and the given facts and options.
 
         LiveKit's CreateRoom is get-or-create: a name someone else took a moment ago
         would hand back *their* room. The metadata we sent tells ours from theirs, and
-        a taken name is replaced by a new one.
+        a taken fresh name is replaced by a new one; a room with the given ``name``
+        that exists already is simply answered (no event: nothing was created).
         """
-        metadata = new_room_facts(topic=topic, description=description, created_by=created_by)
+        options = options or RoomOptions()
+        metadata = new_room_facts(
+            topic=topic,
+            description=description,
+            created_by=created_by,
+            app_metadata=options.metadata,
+            agents=tuple(agent.name for agent in options.agents),
+        )
         for _ in range(_NAME_ATTEMPTS):
             request = api.CreateRoomRequest(
-                name=new_room_name(), max_participants=max_participants, metadata=metadata
+                name=name or new_room_name(),
+                max_participants=max_participants,
+                metadata=metadata,
+                empty_timeout=options.empty_timeout,
+                departure_timeout=options.departure_timeout,
+                agents=[
+                    api.RoomAgentDispatch(agent_name=agent.name, metadata=agent.metadata)
+                    for agent in options.agents
+                ],
             )
             room = await self._transport.call(
                 "CreateRoom", self._transport.room.create_room(request)
             )
+            if name is not None and room.metadata != metadata:
+                self._sids.put(room.sid, room.name)
+                return room_info(room)
             if room.metadata == metadata:
                 self._listing.forget()
                 self._sids.put(room.sid, room.name)
@@ -105,6 +131,47 @@ class Rooms:
                 return info
             logger.warning("room name %s was taken; trying another", room.name)
         raise LiveKitError("LiveKit kept answering with rooms that already existed")
+
+    async def dispatch(self, room: str, agent: AgentRequest) -> bool:
+        """Dispatch ``agent`` to the room named ``room`` unless a dispatch of it is there
+        already; True when this call dispatched it.
+
+        LiveKit applies a token's ``roomConfig`` only when the join creates the room, so
+        an agent asked for in a join to an existing room goes through here instead.
+        Two joins at one moment may both dispatch (a check, not a lock).
+        """
+        dispatches = self._transport.agent_dispatch
+        existing = await self._transport.call("ListDispatch", dispatches.list_dispatch(room))
+        if any(found.agent_name == agent.name for found in existing):
+            return False
+        request = api.CreateAgentDispatchRequest(
+            agent_name=agent.name, room=room, metadata=agent.metadata
+        )
+        await self._transport.call("CreateDispatch", dispatches.create_dispatch(request))
+        return True
+
+    async def dispatches(self, room_id: str) -> builtins.list[api.AgentDispatch]:
+        """The room's agent dispatches (LiveKit's messages)."""
+        room = await self._find(room_id)
+        dispatches = self._transport.agent_dispatch
+        return list(await self._transport.call("ListDispatch", dispatches.list_dispatch(room.name)))
+
+    async def add_dispatch(self, room_id: str, agent: AgentRequest) -> api.AgentDispatch:
+        """Dispatch ``agent`` to the room, whatever is there already (an operator's call)."""
+        room = await self._find(room_id)
+        request = api.CreateAgentDispatchRequest(
+            agent_name=agent.name, room=room.name, metadata=agent.metadata
+        )
+        dispatches = self._transport.agent_dispatch
+        return await self._transport.call("CreateDispatch", dispatches.create_dispatch(request))
+
+    async def delete_dispatch(self, room_id: str, dispatch_id: str) -> api.AgentDispatch:
+        """Delete the room's dispatch ``dispatch_id``; returns what it was."""
+        room = await self._find(room_id)
+        dispatches = self._transport.agent_dispatch
+        return await self._transport.call(
+            "DeleteDispatch", dispatches.delete_dispatch(dispatch_id, room.name)
+        )
 
     async def get(self, room_id: str) -> RoomInfo:
         """The room named ``room_id``, or else the one whose sid it is."""

@@ -9,14 +9,25 @@ them. The token is signed without livekit-api's per-call dataclass walk
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..events import EventSink, NoEvents, TokenMinted
+from .models import AgentRequest
 from .signing import Signer
 
-__all__ = ["DEFAULT_GRANTS", "JOIN_GRANTS", "SOURCES", "Grants", "TokenCounter", "Tokens"]
+__all__ = [
+    "DEFAULT_GRANTS",
+    "JOIN_GRANTS",
+    "SOURCES",
+    "Grants",
+    "Profile",
+    "TokenCounter",
+    "Tokens",
+]
 
 #: What a join token allows by default, in the room it names (LiveKit's claim names).
 JOIN_GRANTS = {"roomJoin": True, "canPublish": True, "canSubscribe": True, "canPublishData": True}
@@ -89,6 +100,42 @@ class Grants:
 DEFAULT_GRANTS = Grants()
 
 
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a token says about its holder beyond the grants, all checked by the caller
+    (the endpoint) before it gets here.
+
+    ``name`` (None: the join's own display name) is shown to the others;
+    ``metadata`` and ``attributes`` are LiveKit's participant metadata and attributes;
+    ``agents`` go in the token's ``roomConfig`` claim — which LiveKit applies only when
+    the join creates the room, so the join rules also dispatch them explicitly.
+    """
+
+    name: str | None = None
+    metadata: str = ""
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    agents: tuple[AgentRequest, ...] = ()
+
+    def claims(self) -> dict[str, Any]:
+        """The token claims this profile adds (none for the empty profile)."""
+        claims: dict[str, Any] = {}
+        if self.metadata:
+            claims["metadata"] = self.metadata
+        if self.attributes:
+            claims["attributes"] = dict(self.attributes)
+        if self.agents:
+            claims["roomConfig"] = {
+                "agents": [
+                    {"agentName": agent.name, "metadata": agent.metadata} for agent in self.agents
+                ]
+            }
+        return claims
+
+
+#: No metadata, attributes or room configuration.
+NO_PROFILE = Profile()
+
+
 class TokenCounter(Protocol):
     """Hears of every minted token (the metrics implement it)."""
 
@@ -120,9 +167,18 @@ class Tokens:
         """The LiveKit URL clients connect to with these tokens."""
         return self._public_url
 
-    def mint(self, *, identity: str, name: str, room: str, grants: Grants | None = None) -> str:
+    def mint(
+        self,
+        *,
+        identity: str,
+        name: str,
+        room: str,
+        grants: Grants | None = None,
+        profile: Profile | None = None,
+    ) -> str:
         """A join token for ``room`` as ``identity``, shown as ``name``, with ``grants``
-        narrowed to the default (never more than :class:`Grants` ``()`` allows).
+        narrowed to the default (never more than :class:`Grants` ``()`` allows) and the
+        ``profile``'s metadata, attributes and room configuration.
 
         Counts ``aura_tokens_minted_total`` and emits ``aura.token.minted``.
         """
@@ -136,6 +192,7 @@ class Tokens:
                 "exp": now + self._ttl,
                 "name": name,
                 "video": DEFAULT_GRANTS.narrow(grants).video_claims(room),
+                **(profile or NO_PROFILE).claims(),
             }
         )
         if self._counter is not None:

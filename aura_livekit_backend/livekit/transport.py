@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 import aiohttp
 from google.protobuf.message import DecodeError
 from livekit import api
+from livekit.api.agent_dispatch_service import AgentDispatchService
 from livekit.api.room_service import RoomService
 
 from .errors import LiveKitError, LiveKitRejected, LiveKitUnavailable, NotFoundInLiveKit
@@ -60,6 +61,20 @@ class _SignedRoomService(RoomService):
         return {"authorization": f"Bearer {token}"}
 
 
+class _SignedAgentDispatchService(AgentDispatchService):
+    """livekit-api's AgentDispatchService, signed as :class:`_SignedRoomService` is."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, signer: Signer) -> None:
+        super().__init__(session, url, signer.api_key, "", failover=False)
+        self._signer = signer
+
+    def _auth_header(
+        self, grants: api.VideoGrants | None, sip: api.SIPGrants | None = None
+    ) -> dict[str, str]:
+        token = self._signer.service_token(grants or api.VideoGrants())
+        return {"authorization": f"Bearer {token}"}
+
+
 class Transport:
     """One worker's connection to LiveKit: open it in the worker, close it on stop."""
 
@@ -78,15 +93,18 @@ class Transport:
         self._observer = observer or _Unobserved()
         self._session: aiohttp.ClientSession | None = None
         self._room: RoomService | None = None
+        self._dispatch: AgentDispatchService | None = None
 
     async def open(self) -> None:
         """Open the HTTP session; call inside the worker's running event loop."""
         self._session = aiohttp.ClientSession()
         self._room = _SignedRoomService(self._session, self._url, self._signer)
+        self._dispatch = _SignedAgentDispatchService(self._session, self._url, self._signer)
 
     async def close(self) -> None:
         """Close the HTTP session; safe to call twice."""
         session, self._session, self._room = self._session, None, None
+        self._dispatch = None
         if session is not None:
             await session.close()
 
@@ -96,6 +114,13 @@ class Transport:
         if self._room is None:
             raise RuntimeError("LiveKit is used before the server started")
         return self._room
+
+    @property
+    def agent_dispatch(self) -> AgentDispatchService:
+        """LiveKit's AgentDispatchService client, signed like :attr:`room`."""
+        if self._dispatch is None:
+            raise RuntimeError("LiveKit is used before the server started")
+        return self._dispatch
 
     async def call(self, method: str, call: Awaitable[T]) -> T:
         """Await one LiveKit call (Twirp ``method``), translating its failures."""

@@ -12,6 +12,7 @@ from sanic_ext import openapi
 
 from aura_livekit_backend.plugin import (
     PARTICIPANT_CAP,
+    AgentRequest,
     ApiError,
     BearerKeys,
     DescriptionText,
@@ -32,7 +33,14 @@ from aura_livekit_backend.plugin import (
 
 from .settings import ModerationSettings
 
-__all__ = ["ParticipantList", "RoomChanges", "plugin"]
+__all__ = [
+    "DispatchList",
+    "DispatchReply",
+    "NewDispatch",
+    "ParticipantList",
+    "RoomChanges",
+    "plugin",
+]
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
 
@@ -47,6 +55,33 @@ class RoomChanges(BaseModel):
     maxParticipants: ParticipantLimit | None = Field(
         None, description="Can be lowered; LiveKit fixes the highest at creation"
     )
+
+
+class NewDispatch(BaseModel):
+    """The body of ``POST /room/{roomId}/dispatches``: an agent to send into the room."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    agentName: str = Field(min_length=1, max_length=256, description="The agent's name")
+    metadata: str = Field("", max_length=64_000, description="The agent job's metadata")
+
+
+class DispatchReply(BaseModel):
+    """One agent dispatch."""
+
+    id: str = Field(examples=["AD_dSbCDo6CDPQU"])
+    agentName: str
+    metadata: str
+
+
+class DispatchList(BaseModel):
+    """A room's agent dispatches."""
+
+    dispatches: list[DispatchReply]
+
+
+def _dispatch(made: Any) -> dict[str, str]:
+    return {"id": made.id, "agentName": made.agent_name, "metadata": made.metadata}
 
 
 class ParticipantReply(BaseModel):
@@ -209,8 +244,59 @@ def setup(ctx: PluginContext) -> None:
             )
         return json({"roomId": room.name, "identity": identity, "removed": True})
 
+    dispatch_id_param = path_parameter("dispatchId", "The dispatch's id (AD_…)")
+
+    @bp.get("/room/<roomId:str>/dispatches", ctx_api_keys=False)
+    @openapi.definition(
+        summary="List a room's agent dispatches",
+        tag="moderation",
+        parameter=room_param,
+        response=[json_reply(DispatchList), *errors],
+    )
+    @moderators_only
+    async def list_dispatches(request: Request, roomId: str) -> HTTPResponse:
+        with failing_to("list dispatches"):
+            found = await rooms.dispatches(path_text("roomId", roomId))
+        return json({"dispatches": [_dispatch(made) for made in found]})
+
+    @bp.post("/room/<roomId:str>/dispatches", ctx_api_keys=False)
+    @openapi.definition(
+        summary="Dispatch an agent to a room",
+        description="Any agent name (operators are trusted; AURA_ALLOWED_AGENTS limits "
+        "callers of the token routes, not moderators).",
+        tag="moderation",
+        parameter=room_param,
+        response=[json_reply(DispatchReply, status=201, description="Created"), *errors],
+    )
+    @moderators_only
+    @json_body(NewDispatch)
+    async def add_dispatch(request: Request, roomId: str, body: NewDispatch) -> HTTPResponse:
+        agent = AgentRequest(body.agentName, body.metadata)
+        with failing_to("dispatch agent"):
+            made = await rooms.add_dispatch(path_text("roomId", roomId), agent)
+        return json(_dispatch(made), status=201)
+
+    @bp.delete("/room/<roomId:str>/dispatches/<dispatchId:str>", ctx_api_keys=False)
+    @openapi.definition(
+        summary="Delete an agent dispatch",
+        tag="moderation",
+        parameter=[room_param, dispatch_id_param],
+        response=[json_reply(DispatchReply), *errors],
+    )
+    @moderators_only
+    async def delete_dispatch(request: Request, roomId: str, dispatchId: str) -> HTTPResponse:
+        room_id, dispatch_id = path_text("roomId", roomId), path_text("dispatchId", dispatchId)
+        with failing_to("delete dispatch"):
+            # LiveKit's answer for an unknown id is no domain error: look first, for a 404.
+            found = await rooms.dispatches(room_id)
+            if not any(made.id == dispatch_id for made in found):
+                raise ApiError(404, f"no dispatch {dispatch_id!r} in this room")
+            made = await rooms.delete_dispatch(room_id, dispatch_id)
+        return json(_dispatch(made))
+
 
 plugin = Plugin(
     setup=setup,
-    description="Moderation: close and edit rooms, list and remove participants (API keys).",
+    description="Moderation: close and edit rooms, list and remove participants, manage "
+    "agent dispatches (API keys).",
 )
