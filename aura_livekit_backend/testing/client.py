@@ -6,6 +6,7 @@ Needs the ``test`` extra (sanic-testing, httpx).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,11 +65,20 @@ def serving(app: DefaultSanic) -> Iterator[ServiceClient]:
     """Run ``app``'s listeners and server on 127.0.0.1 until the block ends."""
     app.config.MOTD = False
     loop = asyncio.new_event_loop()
+    # Bound here and handed to Sanic, rather than a port found free and bound later:
+    # in between, an outgoing connection (of this test run, or of another pytest-xdist
+    # worker) may be given that port as its own, and the server fails to bind.
+    listener = socket.socket()
     try:
-        reusable = ReusableClient(app, host="127.0.0.1", port=free_port(), loop=loop)
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        reusable = ReusableClient(
+            app, host="127.0.0.1", port=port, loop=loop, server_kwargs={"sock": listener}
+        )
         with reusable:
             yield ServiceClient(reusable)
     finally:
+        listener.close()
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)

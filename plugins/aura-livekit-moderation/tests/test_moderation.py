@@ -319,7 +319,7 @@ def test_moderation_keys_follow_the_cores_rules(aura_client, monkeypatch, keys, 
     assert "\n" not in message and keys.split()[0] not in message
 
 
-def test_operators_list_add_and_delete_a_rooms_agent_dispatches(client, livekit_emulator) -> None:
+def test_operators_list_add_and_delete_a_rooms_agent_dispatches(client, livekit) -> None:
     room = make_room(client)["roomId"]
     path = f"/api/room/{room}/dispatches"
     for headers in ({}, {"Authorization": "Bearer wrong"}):
@@ -328,13 +328,13 @@ def test_operators_list_add_and_delete_a_rooms_agent_dispatches(client, livekit_
     made = client.post(path, json={"agentName": "agent-x", "metadata": "m"}, headers=AUTH)
     assert made.status_code == 201, made.text
     assert (made.json["agentName"], made.json["metadata"]) == ("agent-x", "m")
-    assert [d.id for d in livekit_emulator.dispatches(room)] == [made.json["id"]]
+    assert [d.id for d in livekit.dispatches(room)] == [made.json["id"]]
     assert client.get(path, headers=AUTH).json == {"dispatches": [made.json]}
     bad = client.post(path, json={"agentName": 5}, headers=AUTH)
     assert bad.status_code == 400 and bad.json["message"].startswith("agentName:")
     gone = client.delete(f"{path}/{made.json['id']}", headers=AUTH)
     assert gone.status_code == 200 and gone.json["id"] == made.json["id"]
-    assert livekit_emulator.dispatches(room) == []
+    assert livekit.dispatches(room) == []
     again = client.delete(f"{path}/{made.json['id']}", headers=AUTH)
     assert again.status_code == 404
     assert client.get("/api/room/nowhere/dispatches", headers=AUTH).status_code == 404
