@@ -18,9 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
+
+# Start the console script or other processes: see tox.ini for where they run.
+pytestmark = pytest.mark.processes
 
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -92,6 +92,7 @@ def _check(pid: int) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.processes
 def test_it_probes_the_port_a_running_service_was_given_and_fails_once_it_stops() -> None:
     port, decoy = free_port(), free_port()
     # AURA_PORT names another port, as the image's does: the flag must win.

@@ -395,6 +395,7 @@ def test_a_closed_room_is_gone_for_the_service_too(serve, livekit_emulator) -> N
     assert client.get("/api/rooms").json["total"] == 0
 
 
+@pytest.mark.processes
 def test_the_command_line_emulator_serves_faults_and_reports_them() -> None:
     import signal
     import subprocess

@@ -565,6 +565,7 @@ def test_a_cap_the_open_file_limit_cannot_hold_is_refused_at_start(make_settings
 # -- the console script ----------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_the_console_scripts_workers_are_guarded_too() -> None:
     """The same limits on the service as deployed: the console script, two workers."""
     cap, timeout = 8, 1

@@ -21,6 +21,9 @@ import pytest
 from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_SECRET
 
+# Start the console script or other processes: see tox.ini for where they run.
+pytestmark = pytest.mark.processes
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 README = Path(__file__).resolve().parents[1] / "README.md"
 KEY = "k-0123456789abcdef-client"

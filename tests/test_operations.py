@@ -127,6 +127,7 @@ def test_metrics_can_be_switched_off(serve) -> None:
     assert client.get("/api/health").status_code == 200
 
 
+@pytest.mark.processes
 def test_metrics_are_summed_over_two_workers(livekit_emulator) -> None:
     env = {
         "LIVEKIT_URL": livekit_emulator.url,
@@ -144,6 +145,7 @@ def test_metrics_are_summed_over_two_workers(livekit_emulator) -> None:
     assert total(scrape, "aura_livekit_calls_total", method="ListRooms") == sent
 
 
+@pytest.mark.processes
 def test_metrics_on_their_own_port(livekit_emulator) -> None:
     port = free_port()
     env = {
@@ -194,6 +196,7 @@ def test_access_log_is_off_by_default(serve, caplog) -> None:
     assert not [r for r in caplog.records if r.name == "aura_livekit_backend.access"]
 
 
+@pytest.mark.processes
 def test_json_logs_carry_request_ids_and_no_secrets_or_tokens(livekit_emulator) -> None:
     env = {
         "LIVEKIT_URL": livekit_emulator.url,
@@ -256,6 +259,7 @@ def test_livekit_failures_are_counted_by_documented_outcome(
     assert total(text, "aura_livekit_calls_total", method="ListRooms", outcome=outcome) == 1
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_log_line_or_error_answer_carries_a_secret_key_or_token(
     livekit_emulator, log_format

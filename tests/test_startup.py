@@ -21,6 +21,9 @@ import pytest
 from aura_livekit_backend import cli
 from aura_livekit_backend.emulator import free_port
 
+# Start the console script or other processes: see tox.ini for where they run.
+pytestmark = pytest.mark.processes
+
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
 CREDENTIALS = {
     "LIVEKIT_API_KEY": "startup-test",

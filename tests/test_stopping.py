@@ -24,6 +24,9 @@ import pytest
 from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
+# Start the console script or other processes: see tox.ini for where they run.
+pytestmark = pytest.mark.processes
+
 SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
 #: Starting takes a few seconds on a busy machine; a hang takes forever.
 LIMIT = 60.0
