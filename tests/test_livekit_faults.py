@@ -18,8 +18,8 @@ REQUESTS = [
 ]
 
 
-def call(client, method: str, path: str, body):
-    return client.request(method, path, **({"json": body} if body is not None else {}))
+def call(client, method: str, path: str, body, **kwargs):
+    return client.request(method, path, **({"json": body} if body is not None else {}), **kwargs)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "prefix"), REQUESTS)
@@ -139,7 +139,7 @@ SICK = [
     ),
     ("proxy_502", 503, "LiveKit is unavailable (502 unknown)"),
     ("unavailable", 503, "LiveKit is unavailable (503 unavailable)"),
-    ("stall", 503, "LiveKit is unavailable (no answer within 0.5 s)"),
+    ("stall", 503, "LiveKit is unavailable (no answer within 5 s)"),
 ]
 
 
@@ -148,14 +148,17 @@ SICK = [
 def test_each_fault_is_a_documented_answer_and_heals(
     serve, livekit_emulator, kind, status, answer, method, path, body, prefix
 ) -> None:
-    client = serve(room_list_cache_seconds=0, livekit_timeout=0.5)
+    # The default LiveKit timeout (5 s), not a short one: on a loaded 2-core machine the
+    # test process can go unscheduled for over a second, and then a call that must
+    # succeed (the create, the call after heal()) timed out at 0.5 s. A stall is still
+    # answered by that timeout, as its message says, before the test client's own
+    # (raised from httpx's 5 s for the one call that may wait that long).
+    client = serve(room_list_cache_seconds=0)
     real = client.post("/api/room/create", json={"userName": "u"}).json["roomId"]
     body = body and {**body, **({"roomId": real} if "roomId" in body else {})}
     path = f"/api/room/{real}" if path == "/api/room/r" else path
     livekit_emulator.disturb(kind)
-    started = time.monotonic()
-    response = call(client, method, path, body)
-    assert time.monotonic() - started < 2
+    response = call(client, method, path, body, timeout=15)
     assert response.json == {"statusCode": status, "message": f"{prefix}: {answer}"}
     assert livekit_emulator.faults_served[kind] >= 1
     assert client.get("/api/health").status_code == 200
