@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from sanic import DefaultSanic
@@ -45,6 +46,30 @@ class Event:
 
     #: The signal name: ``<source>.<thing>.<happened>``.
     name: ClassVar[str] = ""
+
+    @property
+    def room_name(self) -> str | None:
+        """The name of the room the event is about, if it is about one."""
+        room = getattr(self, "room", None)
+        if isinstance(room, RoomInfo):
+            return room.name
+        return room if isinstance(room, str) else None
+
+    def data(self) -> dict[str, Any]:
+        """The payload as JSON-ready values (what the event log keeps and streams)."""
+        return {field.name: _jsonable(getattr(self, field.name)) for field in fields(self)}
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _jsonable(getattr(value, field.name)) for field in fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return value
 
 
 @dataclass(frozen=True, slots=True)

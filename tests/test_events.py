@@ -129,3 +129,33 @@ def _builtins() -> dict[str, Plugin]:
     from aura_livekit_backend.endpoints import health, rooms, tokens
 
     return {"health": health.plugin, "rooms": rooms.plugin, "tokens": tokens.plugin}
+
+
+def test_an_event_names_its_room_and_gives_a_json_ready_payload() -> None:
+    from datetime import datetime, timezone
+
+    import orjson
+
+    from aura_livekit_backend.plugin import RoomInfo
+
+    room = RoomInfo(
+        name="standup",
+        sid="RM_abc",
+        topic="daily",
+        description="",
+        max_participants=4,
+        created_by="ana",
+        created_at=datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc),
+        num_participants=1,
+        agents=("helper",),
+    )
+    created = RoomCreated(room)
+    minted = TokenMinted(room="standup", identity="ana#1", display_name="Ana")
+
+    assert created.room_name == "standup"
+    assert minted.room_name == "standup"
+    data = created.data()
+    assert data["room"]["created_at"] == "2026-11-28T02:00:00+00:00"
+    assert data["room"]["agents"] == ["helper"]
+    assert orjson.loads(orjson.dumps(data)) == data
+    assert minted.data() == {"room": "standup", "identity": "ana#1", "display_name": "Ana"}
