@@ -157,6 +157,23 @@ def test_positions_only_grow_across_two_workers(backend: Backend) -> None:
     run(main())
 
 
+def test_one_workers_appends_keep_the_order_they_were_made_in(backend: Backend) -> None:
+    async def main() -> None:
+        log = backend.make()
+        await log.open()
+        try:
+            # Made at once (the service's own events are appended from tasks like these).
+            positions = await asyncio.gather(
+                *(log.append(f"e{n}", "x.y.z", None, n, {}) for n in range(200))
+            )
+            assert positions == sorted(positions)  # type: ignore[type-var]
+            assert [e.id for e in await log.read(0, 1000)] == [f"e{n}" for n in range(200)]
+        finally:
+            await log.close()
+
+    run(main())
+
+
 def test_read_after_a_position_up_to_a_limit(backend: Backend) -> None:
     async def main() -> None:
         log = backend.make()
@@ -422,6 +439,25 @@ def test_the_log_recovers_when_redis_comes_back(own_redis) -> None:
             await log.close()
 
     run(main())
+
+
+def test_a_redis_that_lost_its_scripts_gets_them_again(redis_server) -> None:
+    import redis
+
+    redis_server.flush()
+
+    async def main() -> list[int | None]:
+        log = RedisEventLog(redis_server.url, max_events=10, max_age=DAY)
+        await log.open()
+        try:
+            first = await log.append("a", "x.y.z", None, 1.0, {})
+            with redis.Redis.from_url(redis_server.url) as client:
+                client.script_flush()
+            return [first, await log.append("b", "x.y.z", None, 1.0, {})]
+        finally:
+            await log.close()
+
+    assert run(main()) == [1, 2]
 
 
 WRITER = """

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -36,6 +37,8 @@ from ._waiters import Waiters
 __all__ = ["DEDUPE_TTL_CAP", "KEY", "TIMEOUT", "RedisEventLog"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("aura_livekit_backend.eventlog")
 
 #: The stream's key; the counter and the id keys start with it.
 KEY = "aura:events"
@@ -199,9 +202,13 @@ class RedisEventLog:
                             future.set_exception(failure)
                     continue
                 for (*_, future), position in zip(batch, positions, strict=True):
-                    if not future.done():  # its caller may have given up; it is written
+                    if future.done():  # its caller gave up; the event is written all the same
+                        continue
+                    if isinstance(position, EventLogUnavailable):
+                        future.set_exception(position)
+                    else:
                         future.set_result(position)
-                written = [p for p in positions if p is not None]
+                written = [p for p in positions if isinstance(p, int)]
                 if written:
                     self._waiters.advance(max(written))
         finally:
@@ -209,7 +216,9 @@ class RedisEventLog:
 
     async def _send(
         self, batch: list[tuple[str, bytes, asyncio.Future[int | None]]]
-    ) -> list[int | None]:
+    ) -> list[int | EventLogUnavailable | None]:
+        """Each append's position, None (a duplicate) or why it failed; the age trim
+        rides along at most once a second."""
         for attempt in range(2):
             client = self._redis()
             if not self._loaded:
@@ -229,19 +238,26 @@ class RedisEventLog:
                 pipeline.evalsha(
                     _TRIM_AGE_SHA, 1, self._key, repr(now - self._max_age), AGE_TRIM_MAX
                 )
-            try:
-                replies = await pipeline.execute()
-            except NoScriptError:
-                # Redis restarted (or its scripts were flushed): nothing was appended,
-                # as every call named a script it did not have. Load them and send again.
+            # Errors come back in place: one failed call must not fail the appends
+            # that were made.
+            replies = await pipeline.execute(raise_on_error=False)
+            if any(isinstance(reply, NoScriptError) for reply in replies) and not attempt:
+                # Redis restarted (or its scripts were flushed): the calls that named a
+                # missing script did nothing, and a second try of one that did finds its
+                # id taken. Load the scripts and send again.
                 self._loaded = False
-                if attempt:
-                    raise
                 continue
             if age_trim:
                 self._aged_at = now
-                replies.pop()
-            return [int(reply) or None for reply in replies]
+                trimmed = replies.pop()
+                if isinstance(trimmed, Exception):
+                    logger.warning("event log: the age trim failed: %s", trimmed)
+            return [
+                EventLogUnavailable(f"cannot append to the event log in Redis: {reply}")
+                if isinstance(reply, Exception)
+                else int(reply) or None
+                for reply in replies
+            ]
         raise AssertionError("unreachable")
 
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:

@@ -77,7 +77,9 @@ def _describe(exc: BaseException) -> str:
 def _connect(path: Path, setting: str) -> sqlite3.Connection:
     """Open (creating it if need be) the log's file, in WAL mode, with its table."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the service's user may read a directory it makes: the log names rooms
+        # and people. One that exists is left as it is.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Autocommit: transactions are begun and committed explicitly.
         connection = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
