@@ -503,3 +503,24 @@ def test_two_worker_processes_write_one_file_at_once(tmp_path: Path) -> None:
 
     ids = run(read())
     assert sorted(ids) == sorted(f"{name}-{n}" for name in ("one", "two") for n in range(300))
+
+
+def test_the_retention_settings_read_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from aura_livekit_backend.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "P2D")
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_EVENTS", "500")
+    settings = load_settings()
+    assert settings.event_log_max_age == timedelta(days=2)
+    assert settings.event_log_max_events == 500
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "3600")
+    assert load_settings().event_log_max_age == timedelta(hours=1)
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "30")
+    with pytest.raises(SettingsError, match="AURA_EVENT_LOG_MAX_AGE: must be at least 60"):
+        load_settings()
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "60")
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_EVENTS", "0")
+    with pytest.raises(SettingsError, match="AURA_EVENT_LOG_MAX_EVENTS"):
+        load_settings()
