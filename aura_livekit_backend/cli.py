@@ -234,6 +234,24 @@ def _check_metrics_port(settings: Settings) -> None:
         )
 
 
+def _prepare_event_log(settings: Settings) -> None:
+    """Create the SQLite event log's directory and file now, in the main process.
+
+    An unwritable AURA_DATA_DIR is then one line at start-up, before any worker
+    starts. Redis (AURA_REDIS_URL) is not checked: the service serves while it is
+    down, and the log recovers when it is back.
+    """
+    if settings.redis_url is not None:
+        return
+    from .eventlog import EventLogUnavailable
+    from .eventlog.sqlite import default_path, prepare
+
+    try:
+        prepare(default_path(settings.data_dir))
+    except EventLogUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+
+
 def _serve_metrics(settings: Settings) -> None:
     """Serve /metrics from the main process on its own port, summing every worker."""
     from prometheus_client import start_http_server
@@ -255,13 +273,18 @@ def _serve_metrics(settings: Settings) -> None:
 
 def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
+    from .eventlog.factory import build_event_log
     from .livekit import LiveKit
     from .metrics import Metrics
     from .plugin_loader import PluginError, Services, discover, select, set_up
 
     # The same parts a worker gets (built, never opened), so every route shows: the
     # metrics plugin's /metrics needs metrics to exist.
-    services = Services(LiveKit(settings), Metrics() if settings.metrics else None)
+    services = Services(
+        LiveKit(settings),
+        Metrics() if settings.metrics else None,
+        event_log=build_event_log(settings),
+    )
     status = 0
     for source, enabled in select(discover(), settings):
         state = "enabled" if enabled else "disabled"
@@ -375,6 +398,7 @@ def serve(
     shutdown.listening = sock
     try:
         _check_metrics_port(settings)
+        _prepare_event_log(settings)
         _start_fork_server()  # main() has, unless serve() is called on its own
         # Imported only now: the fork server is importing the same meanwhile.
         from sanic import Sanic
