@@ -24,6 +24,7 @@ from .access import install as install_access
 from .auth.gate import Gate
 from .docs_page import install as install_docs_page
 from .errors import JsonErrorHandler
+from .eventlog.factory import build_event_log
 from .events import SignalEvents
 from .http_limits import GuardedSanic
 from .http_limits import install as install_http_limits
@@ -120,7 +121,10 @@ def create_app(
     install_docs_page(app, title="aura-livekit-backend API")
 
     metrics = Metrics() if settings.metrics else None
-    events = SignalEvents(app)
+    # Built here, opened per worker below: SQLite in AURA_DATA_DIR, or Redis Streams.
+    event_log = build_event_log(settings)
+    app.ctx.event_log = event_log
+    events = SignalEvents(app, event_log)
     gate = Gate(settings)
     livekit = LiveKit(settings, observer=metrics, events=events, gate=gate)
     app.ctx.settings = settings
@@ -128,9 +132,19 @@ def create_app(
     install_observability(app, settings, metrics)
     sources = discover() if plugins is None else given(plugins)
     app.ctx.gate = gate
-    app.ctx.plugins = mount_plugins(app, sources, settings, Services(livekit, metrics, gate))
+    app.ctx.plugins = mount_plugins(
+        app, sources, settings, Services(livekit, metrics, gate, event_log)
+    )
     events.listen_to({name for mounted in app.ctx.plugins for name in mounted.subscriptions})
     install_access(app, gate.keys, gate)
+
+    @app.before_server_start
+    async def open_event_log(app: DefaultSanic) -> None:
+        await event_log.open()
+
+    @app.after_server_stop
+    async def close_event_log(app: DefaultSanic) -> None:
+        await event_log.close()
 
     @app.before_server_start
     async def open_livekit(app: DefaultSanic) -> None:

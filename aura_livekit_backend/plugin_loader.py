@@ -18,6 +18,7 @@ from sanic import Blueprint, DefaultSanic
 
 from .auth.gate import Gate
 from .auth.policy import Policies
+from .eventlog import EventLog
 from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
@@ -70,6 +71,8 @@ class Services:
     metrics: Metrics | None = None
     #: Authentication, rate limits and policies; ``ctx.add_policy`` adds to its policies.
     gate: Gate | None = None
+    #: The event log, open while the server runs (None where nothing serves: listings).
+    event_log: EventLog | None = None
 
 
 @dataclass(frozen=True)
