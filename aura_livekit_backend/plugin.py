@@ -25,7 +25,8 @@ its own go in the blueprint's ``before_server_start``/``after_server_stop``
 listeners. LiveKit is reached through ``ctx.rooms``, ``ctx.tokens`` and ``ctx.joins``
 (:class:`Rooms`, :class:`Tokens`, :class:`Joins`: the very objects the built-in
 endpoints use, open while the server runs). ``ctx.on(RoomCreated)`` subscribes to
-what the service does; ``ctx.read_settings(Model)`` reads the plugin's own settings.
+what the service does, ``ctx.on(ParticipantJoined)`` to what LiveKit reports by
+webhook; ``ctx.read_settings(Model)`` reads the plugin's own settings.
 
 Path parameters of routes on ``ctx.blueprint`` are percent-decoded once, always.
 
@@ -57,6 +58,7 @@ from .access import BearerKeys, caller_of
 from .auth.callers import Caller
 from .auth.policy import Decision, Policies, Policy, PolicyRequest
 from .errors import ApiError, error_body, failing_to
+from .eventlog import EventLogUnavailable
 from .events import (
     AgentJobEnded,
     AgentJobStarted,
@@ -136,6 +138,7 @@ from .validation import (
     path_parameter,
     path_text,
 )
+from .webhooks import WebhookDelivery, WebhookMalformed, WebhookRejected
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -161,6 +164,7 @@ __all__ = [
     "EgressUpdated",
     "ErrorReply",
     "Event",
+    "EventLogUnavailable",
     "Grants",
     "IdentityTaken",
     "Ingress",
@@ -211,6 +215,10 @@ __all__ = [
     "TrackPublished",
     "TrackUnpublished",
     "UserNameText",
+    "WebhookDelivery",
+    "WebhookMalformed",
+    "WebhookRejected",
+    "Webhooks",
     "caller_of",
     "check_text",
     "error_body",
@@ -417,6 +425,25 @@ class Joins(Protocol):
         ...
 
 
+class Webhooks(Protocol):
+    """``ctx.webhooks``: LiveKit's webhook deliveries taken in, as the built-in
+    ``POST /livekit/webhook`` does (a plugin receiving them on a route of its own uses
+    the same two steps)."""
+
+    async def ingest(self, body: bytes, authorization: str | None) -> WebhookDelivery:
+        """Verify the raw ``body`` against its ``Authorization`` header (LiveKit's bare
+        JWT) and append its event to the event log once. Raises :class:`WebhookRejected`
+        (answer 401), :class:`WebhookMalformed` (400) or :class:`EventLogUnavailable`
+        (503: LiveKit retries). A ``duplicate`` delivery (an id taken in before) should
+        be answered 200 all the same."""
+        ...
+
+    def publish(self, delivery: WebhookDelivery) -> None:
+        """Hand the event to the subscribers (``ctx.on``), unless it is a duplicate.
+        Call it after the answer has been sent: no subscriber may delay it."""
+        ...
+
+
 class LiveKitGateway(Protocol):
     """``ctx.livekit``, the contract's first face, kept for plugins written against it:
     prefer ``ctx.rooms``/``ctx.tokens``. ``mint_token`` is not async; ``public_url`` is
@@ -505,6 +532,8 @@ class PluginContext:
     subscriptions: set[str] = field(default_factory=set)
     #: Every policy asked on create and join (the service's, shared by all plugins).
     policies: Policies = field(default_factory=Policies)
+    #: LiveKit's webhook deliveries taken in (verified, logged once, told to subscribers).
+    webhooks: Webhooks | None = None
 
     def add_policy(self, policy: Policy) -> None:
         """Have ``policy`` decide every create and join, after those added before::

@@ -34,6 +34,8 @@ CONTRACT = {
     "EgressUpdated", "Ingress", "IngressEnded", "IngressStarted", "LiveKitEvent",
     "OtherLiveKitEvent", "ParticipantConnectionAborted", "ParticipantJoined", "ParticipantLeft",
     "RoomFinished", "RoomStarted", "Track", "TrackPublished", "TrackUnpublished",
+    # ctx.webhooks: taking in a delivery.
+    "EventLogUnavailable", "WebhookDelivery", "WebhookMalformed", "WebhookRejected", "Webhooks",
 }  # fmt: skip
 
 

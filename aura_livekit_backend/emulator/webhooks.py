@@ -237,7 +237,10 @@ class WebhookSender:
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+                # No idle connection is left open to a receiver: a test's server stopping
+                # before the emulator would otherwise close under one.
+                connector=aiohttp.TCPConnector(force_close=True),
             )
         try:
             async with self._session.post(url, data=body, headers=headers) as answer:
