@@ -524,6 +524,8 @@ class PluginContext:
     joins: Joins
     #: The contract's first face on the same parts (kept for older plugins).
     livekit: LiveKitGateway
+    #: LiveKit's webhook deliveries taken in (verified, logged once, told to subscribers).
+    webhooks: Webhooks
     #: The worker's Prometheus metrics, or None when AURA_METRICS is off.
     metrics: Metrics | None = None
     #: Security schemes declared with :meth:`declare_bearer_auth`, by name.
@@ -532,8 +534,6 @@ class PluginContext:
     subscriptions: set[str] = field(default_factory=set)
     #: Every policy asked on create and join (the service's, shared by all plugins).
     policies: Policies = field(default_factory=Policies)
-    #: LiveKit's webhook deliveries taken in (verified, logged once, told to subscribers).
-    webhooks: Webhooks | None = None
 
     def add_policy(self, policy: Policy) -> None:
         """Have ``policy`` decide every create and join, after those added before::

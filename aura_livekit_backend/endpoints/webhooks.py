@@ -60,8 +60,6 @@ _EVENT_SCHEMA = {
 def setup(ctx: PluginContext) -> None:
     """Add ``POST {AURA_WEBHOOK_PATH}`` at the root."""
     webhooks = ctx.webhooks
-    if webhooks is None:  # a context made by hand, without the service's parts
-        return
     limit = ctx.settings.webhook_max_body_bytes
     too_large = f"A webhook body may be at most {limit} bytes"
 
