@@ -2,8 +2,9 @@
 
     pip install . && python benchmarks/webhooks.py [--seconds 5] [--storm-rate 1000]
 
-Starts the service through its console script (one worker, the SQLite event log in a
-temporary ``AURA_DATA_DIR``) and the LiveKit emulator beside it, then:
+Starts the service through its console script (one worker; the event log in SQLite in a
+temporary ``AURA_DATA_DIR``, then in a ``redis-server`` started for the run) and the
+LiveKit emulator beside it, then, for each:
 
 1. **Ingest rate**: ``wrk -t2 -c32`` POSTs signed ``participant_joined`` deliveries,
    each with its own event id, to ``/livekit/webhook`` for ``--seconds``: every
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,7 +36,12 @@ from pathlib import Path
 import aiohttp
 from livekit.protocol import webhook as webhook_pb
 
+from aura_livekit_backend import Settings
 from aura_livekit_backend.emulator.webhooks import encode_event, sign_webhook
+from aura_livekit_backend.eventlog.factory import build_event_log
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eventlog import redis_server  # benchmarks/eventlog.py: a redis-server for the run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from service_processes import ServiceProcesses, rss_kib, worker_pids
@@ -100,22 +105,27 @@ def _signed(count: int, prefix: str) -> list[tuple[str, bytes, str]]:
     return out
 
 
-def _in_log(db: Path, ids: list[str]) -> Counter[str]:
-    """How often each of ``ids`` is in the log's file."""
-    found: Counter[str] = Counter()
-    with sqlite3.connect(db) as connection:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = connection.execute(
-                f"SELECT id FROM events WHERE id IN ({marks})",  # noqa: S608 (placeholders)
-                chunk,
-            )
-            found.update(row[0] for row in rows)
-    return found
+def _in_log(settings: Settings, ids: list[str]) -> Counter[str]:
+    """How often each of ``ids`` is in the log the service wrote, read through the
+    log's own reader (SQLite or Redis, as ``settings`` say)."""
+
+    async def read() -> Counter[str]:
+        wanted, found = set(ids), Counter[str]()
+        log = build_event_log(settings)
+        await log.open()
+        try:
+            after = 0
+            while entries := await log.read(after, 1000):
+                found.update(entry.id for entry in entries if entry.id in wanted)
+                after = entries[-1].position
+        finally:
+            await log.close()
+        return found
+
+    return asyncio.run(read())
 
 
-def ingest_rate(stack: ServiceProcesses, seconds: float, db: Path) -> bool:
+def ingest_rate(stack: ServiceProcesses, seconds: float, log: Settings, backend: str) -> bool:
     deliveries = _signed(int(seconds * 6000), "rate")
     with tempfile.TemporaryDirectory() as folder:
         lines = Path(folder) / "deliveries.tsv"
@@ -136,8 +146,8 @@ def ingest_rate(stack: ServiceProcesses, seconds: float, db: Path) -> bool:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
-    logged = sum(1 for count in _in_log(db, [d[0] for d in deliveries]).values() if count)
-    print(f"ingest rate, 1 worker, SQLite, wrk -t2 -c32 -d{seconds:g}s:")
+    logged = sum(1 for count in _in_log(log, [d[0] for d in deliveries]).values() if count)
+    print(f"ingest rate, 1 worker, {backend}, wrk -t2 -c32 -d{seconds:g}s:")
     print(f"  {total} deliveries, {rate:,.0f}/s, p50 {p50}, p99 {p99}, "
           f"non-2xx {errors.group(1) if errors else 0}")  # fmt: skip
     print(f"  distinct events in the log: {logged} (fewer than sent only if wrk wrapped around)")
@@ -187,17 +197,17 @@ async def _storm(
     return answers, accepted, latencies, peak
 
 
-def storm(stack: ServiceProcesses, rate: float, seconds: float, db: Path) -> bool:
+def storm(stack: ServiceProcesses, rate: float, seconds: float, log: Settings) -> bool:
     deliveries = _signed(int(rate * seconds), "storm")
     pid = worker_pids(stack.pid)[0]
     before = rss_kib(pid)
-    print(f"storm: {rate:,.0f} events/s for {seconds:g} s, every 20th delivered twice:")
+    print(f"{rate:,.0f} events/s for {seconds:g} s, every 20th delivered twice:")
     answers, accepted, latencies, peak = asyncio.run(
         _storm(stack.url + PATH, deliveries, rate, pid)
     )
     after = rss_kib(pid)
     latencies.sort()
-    found = _in_log(db, [d[0] for d in deliveries])
+    found = _in_log(log, [d[0] for d in deliveries])
     missing = [event_id for event_id in accepted if found[event_id] != 1]
     twice = sum(1 for count in found.values() if count > 1)
     print(f"  answers: {dict(answers)}")
@@ -213,22 +223,42 @@ def storm(stack: ServiceProcesses, rate: float, seconds: float, db: Path) -> boo
     return ok and answers["duplicate"] == expected_duplicates
 
 
+def run(args: argparse.Namespace, backend: str, redis_url: str | None) -> bool:
+    with tempfile.TemporaryDirectory() as data:
+        env = {"AURA_DATA_DIR": data, "AURA_LOG_LEVEL": "WARNING"}
+        if redis_url:
+            env["AURA_REDIS_URL"] = redis_url
+        log = Settings(_env_file=None, data_dir=Path(data), redis_url=redis_url)
+        stack = ServiceProcesses(workers=1, env=env, livekit_key=KEY, livekit_secret=SECRET)
+        with stack:
+            ok = ingest_rate(stack, args.seconds, log, backend)
+            print(f"storm, {backend}:", end=" ")
+            ok = storm(stack, args.storm_rate, args.storm_seconds, log) and ok
+        if "Traceback" in stack.service_log:
+            print(stack.service_log)
+            ok = False
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5, help="wrk's run for the rate")
     parser.add_argument("--storm-rate", type=float, default=1000)
     parser.add_argument("--storm-seconds", type=float, default=10)
+    parser.add_argument(
+        "--backend", choices=["sqlite", "redis", "both"], default="both",
+        help="the event log's backend (redis: a redis-server started for the run)",
+    )  # fmt: skip
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data:
-        env = {"AURA_DATA_DIR": data, "AURA_LOG_LEVEL": "WARNING"}
-        stack = ServiceProcesses(workers=1, env=env, livekit_key=KEY, livekit_secret=SECRET)
-        with stack:
-            db = Path(data) / "events.sqlite3"
-            ok = ingest_rate(stack, args.seconds, db)
-            ok = storm(stack, args.storm_rate, args.storm_seconds, db) and ok
-        if "Traceback" in stack.service_log:
-            print(stack.service_log)
-            ok = False
+    ok = True
+    if args.backend in ("sqlite", "both"):
+        ok = run(args, "SQLite", None) and ok
+    if args.backend in ("redis", "both"):
+        with redis_server(None) as url:
+            if url is None:
+                print("Redis not measured: redis-server is not installed")
+            else:
+                ok = run(args, "Redis", url) and ok
     sys.exit(0 if ok else 1)
 
 

@@ -151,11 +151,18 @@ def test_a_duplicate_delivery_is_acknowledged_and_not_told_again(
     assert _counted(client, "livekit.room.started", "accepted") == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_two_apps_on_one_log_take_each_event_once(
-    serve, livekit_emulator: LiveKitEmulator, aura_settings
+    serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
 ) -> None:
-    # Every event goes to both (two URLs): as if LiveKit's retry reached another worker.
-    settings = aura_settings()
+    # Every event goes to both (two URLs): as if LiveKit's retry reached another worker
+    # (one SQLite file) or another replica (one Redis).
+    if backend == "redis":
+        redis = request.getfixturevalue("redis_server")
+        redis.flush()
+        settings = aura_settings(redis_url=redis.url)
+    else:
+        settings = aura_settings()
     spies = [Spy(), Spy()]
     apps = [serve(settings, plugins={**_builtins(), "spy": s.plugin()}) for s in spies]
     livekit_emulator.webhooks.urls = tuple(app.url + PATH for app in apps)
@@ -362,3 +369,33 @@ def test_api_keys_do_not_guard_the_receiver(serve) -> None:
     body, headers = _signed(_event("room_started", "EV_keys"))
     assert client.post(PATH, content=body, headers=headers).status_code == 200
     assert client.get("/api/rooms").status_code == 401
+
+
+def test_with_redis_down_the_receiver_answers_503_the_api_serves_and_it_recovers(
+    serve, own_redis, spy: Spy
+) -> None:
+    client = serve(redis_url=own_redis.url, plugins={**_builtins(), "spy": spy.plugin()})
+    first = _signed(_event("room_started", "EV_before"))
+    assert client.post(PATH, content=first[0], headers=first[1]).status_code == 200
+
+    own_redis.stop()
+    during = _signed(_event("participant_joined", "EV_during"))
+    started = time.monotonic()
+    answer = client.post(PATH, content=during[0], headers=during[1])
+    assert answer.status_code == 503
+    assert answer.json == {
+        "statusCode": 503,
+        "message": "The event log is unavailable; retry later",
+    }
+    assert time.monotonic() - started < 5  # LiveKit's own timeout is longer
+    # The API does not need the log: it keeps serving.
+    assert client.get("/api/health").status_code == 200
+    assert client.get("/api/rooms").status_code == 200
+
+    own_redis.start()  # the same port: no restart of the service
+    deadline = time.monotonic() + 15
+    while client.post(PATH, content=during[0], headers=during[1]).status_code != 200:
+        assert time.monotonic() < deadline, "the log did not recover"
+        client.run(asyncio.sleep(0.2))
+    pump([client], lambda: spy.names() == ["livekit.room.started", "livekit.participant.joined"])
+    assert _counted(client, "livekit.participant.joined", "unavailable") >= 1
