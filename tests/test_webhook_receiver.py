@@ -403,3 +403,20 @@ def test_with_redis_down_the_receiver_answers_503_the_api_serves_and_it_recovers
         client.run(asyncio.sleep(0.2))
     pump([client], lambda: spy.names() == ["livekit.room.started", "livekit.participant.joined"])
     assert _counted(client, "livekit.participant.joined", "unavailable") >= 1
+
+
+def test_refused_deliveries_never_hold_up_livekits_address(serve) -> None:
+    # Thirty 401s a minute would otherwise 429 everything LiveKit's address sends.
+    client = serve(plugins=_builtins(), rate_limit_auth_failures="2/minute", api_keys="k" * 32)
+    body, headers, _ = _forged("other-key")
+    for _ in range(4):
+        assert client.post(PATH, content=body, headers=headers).status_code == 401
+    good = _signed(_event("room_started", "EV_after_refusals"))
+    assert client.post(PATH, content=good[0], headers=good[1]).status_code == 200
+    # They did not count: the API's own routes still throttle from their first failure.
+    wrong = {"Authorization": "Bearer " + "x" * 32}
+    assert [client.get("/api/rooms", headers=wrong).status_code for _ in range(3)] == [
+        401,
+        401,
+        429,
+    ]

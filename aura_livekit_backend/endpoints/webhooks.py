@@ -65,7 +65,11 @@ def setup(ctx: PluginContext) -> None:
 
     # stream=True: the body is read here, under this route's own size limit (LiveKit's
     # events are larger than the API's bodies), not before the handler.
-    @ctx.blueprint.post(ctx.settings.webhook_path, ctx_api_keys=False, stream=True)
+    # Its 401s are not guesses to throttle (see access.py): a LiveKit signing with a key
+    # the service does not know yet must not get its valid deliveries refused too.
+    @ctx.blueprint.post(
+        ctx.settings.webhook_path, ctx_api_keys=False, ctx_auth_throttle=False, stream=True
+    )
     @openapi.secured()
     @openapi.definition(
         summary="LiveKit webhook receiver",
