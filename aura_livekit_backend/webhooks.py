@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -33,6 +35,11 @@ __all__ = [
     "WebhookMalformed",
     "WebhookRejected",
 ]
+
+logger = logging.getLogger("aura_livekit_backend.webhooks")
+
+#: Seconds between two warnings that deliveries were refused for want of a log.
+WARN_EVERY = 60.0
 
 #: What became of a delivery: kept and told (accepted), already kept (duplicate),
 #: refused (rejected: not LiveKit's, or not readable), or not kept (unavailable: 503).
@@ -77,6 +84,8 @@ class WebhookIngest:
         self._log = log
         self._events = events
         self._counter = counter
+        self._warned_at = -WARN_EVERY
+        self._refused = 0
 
     async def ingest(self, body: bytes, authorization: str | None) -> WebhookDelivery:
         """Verify ``body`` against its ``Authorization`` header and keep its event once.
@@ -96,15 +105,15 @@ class WebhookIngest:
         except WebhookMalformed:
             self._count("unreadable", "rejected")
             raise
-        if self._log is None:
-            self._count(event.name, "unavailable")
-            raise EventLogUnavailable("no event log is open")
         try:
+            if self._log is None:
+                raise EventLogUnavailable("no event log is open")
             position = await self._log.append(
                 event.id, event.name, event.room_name, event.created_at.timestamp(), event.data()
             )
-        except EventLogUnavailable:
+        except EventLogUnavailable as exc:
             self._count(event.name, "unavailable")
+            self._warn(exc)
             raise
         self._count(event.name, "duplicate" if position is None else "accepted")
         return WebhookDelivery(event, position)
@@ -114,6 +123,20 @@ class WebhookIngest:
         a duplicate's was handed over the first time. Call it after answering LiveKit."""
         if not delivery.duplicate:
             self._events.emit(delivery.event)
+
+    def _warn(self, problem: EventLogUnavailable) -> None:
+        # LiveKit retries a 503 within seconds: one line a minute says why, not one each.
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            logger.warning(
+                "webhooks: %d delivery(ies) answered 503 since the last warning, for the "
+                "event log: %s",
+                self._refused,
+                problem,
+            )
+            self._refused = 0
 
     def _count(self, event: str, outcome: Outcome) -> None:
         if self._counter is not None:

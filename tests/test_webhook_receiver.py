@@ -341,14 +341,24 @@ def test_a_body_over_the_limit_is_a_413(serve, livekit_emulator: LiveKitEmulator
 
 
 def test_with_the_log_down_the_answer_is_503_and_livekit_retries_until_it_is_back(
-    client: ServiceClient, spy: Spy, livekit_emulator: LiveKitEmulator
+    client: ServiceClient,
+    spy: Spy,
+    livekit_emulator: LiveKitEmulator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = client.app.ctx.event_log
     client.run(log.close())
     livekit_emulator.webhooks.backoff = (0.3, 0.3)
-    room = client.post("/api/room/create", json={"userName": "host"}).json
-    pump([client], lambda: len(livekit_emulator.webhooks.attempts) >= 1)
-    assert livekit_emulator.webhooks.attempts[0].status == 503
+    with caplog.at_level(logging.WARNING, logger="aura_livekit_backend.webhooks"):
+        room = client.post("/api/room/create", json={"userName": "host"}).json
+        pump([client], lambda: len(livekit_emulator.webhooks.attempts) >= 2)
+    assert [a.status for a in list(livekit_emulator.webhooks.attempts)[:2]] == [503, 503]
+    # One warning says why, not one per refused delivery.
+    warnings = [r.getMessage() for r in caplog.records if r.name.endswith("webhooks")]
+    assert warnings == [
+        "webhooks: 1 delivery(ies) answered 503 since the last warning, for the event log: "
+        "the event log is not open"
+    ]
     client.run(log.open())
     pump([client], lambda: livekit_emulator.webhooks.idle() and bool(spy.heard))
     assert [a.status for a in livekit_emulator.webhooks.attempts][-1] == 200

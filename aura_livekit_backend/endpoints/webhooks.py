@@ -107,7 +107,7 @@ def setup(ctx: PluginContext) -> None:
         except WebhookMalformed as exc:
             raise ApiError(400, f"Not a LiveKit webhook event: {exc}") from None
         except EventLogUnavailable:
-            # The cause goes to the log's own warnings; LiveKit only needs to retry.
+            # Why is in the service's log (a warning a minute); LiveKit only needs to retry.
             raise ApiError(503, "The event log is unavailable; retry later") from None
         status = "duplicate" if delivery.duplicate else "accepted"
         response = await request.respond(content_type="application/json")
