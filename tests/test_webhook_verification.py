@@ -270,6 +270,9 @@ def test_an_unknown_event_type_passes_through() -> None:
         (b'{"id": "EV_1"}', "no event type"),
         (b'{"event": "room_started", "id": "EV_1", "createdAt": "soon"}', "not a LiveKit"),
         (b"[" * 100_000, "not a LiveKit WebhookEvent"),
+        (b'{"event": "room_started", "id": "EV_1", "createdAt": "9000000000000000000"}', "time"),
+        (b'{"event": "room_started", "id": "EV_1", "room": {"creationTime": "-9e18"}}', "time"),
+        (b'{"event": "room_started", "id": "EV_1", "room": {"creationTimeMs": "9e15"}}', "time"),
     ],
 )
 def test_a_body_that_is_not_a_webhook_event_is_malformed(body: bytes, why: str) -> None:

@@ -171,7 +171,11 @@ def read_event(body: bytes) -> LiveKitEvent:
         raise WebhookMalformed("the WebhookEvent has no id")
     if not message.event:
         raise WebhookMalformed("the WebhookEvent has no event type")
-    return _typed(message, body)
+    try:
+        return _typed(message, body)
+    except (OverflowError, OSError, ValueError):
+        # A time no datetime can hold (int64 seconds go far past the year 9999).
+        raise WebhookMalformed("the WebhookEvent has a time out of range") from None
 
 
 def _typed(message: webhook_pb.WebhookEvent, body: bytes) -> LiveKitEvent:
