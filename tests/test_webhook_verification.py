@@ -258,6 +258,11 @@ def test_an_unknown_event_type_passes_through() -> None:
     )
     assert event.payload["someFutureField"] == {"a": 1}
 
+    odd = read_event(b'{"event": "future", "id": "EV_2", "huge": 1e400, "room": {"name": "r"}}')
+    assert isinstance(odd, OtherLiveKitEvent)
+    assert odd.payload == {"event": "future", "id": "EV_2", "room": {"name": "r"}}
+    assert orjson.loads(orjson.dumps(odd.data()))["payload"] == odd.payload
+
 
 @pytest.mark.parametrize(
     ("body", "why"),

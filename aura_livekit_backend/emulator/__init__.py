@@ -22,8 +22,8 @@ It sends LiveKit's webhooks too, signed and retried as LiveKit does, to the URLs
 One module per concern: :mod:`.state` (rooms and what each method does to them),
 :mod:`.twirp` (the wire), :mod:`.faults` (a sick LiveKit), :mod:`.hooks` (the
 emulator's own ``/_emulator/…`` HTTP hooks), :mod:`.webhooks` (LiveKit's webhooks
-out), :mod:`.server` (:class:`LiveKitEmulator`, the thread and loop that run them); ``python -m aura_livekit_backend.emulator`` runs
-one on its own.
+out), :mod:`.server` (:class:`LiveKitEmulator`, the thread and loop that run them);
+``python -m aura_livekit_backend.emulator`` runs one on its own.
 """
 
 from .faults import FAULTS, SICK_LIVEKIT, STALL_SECONDS

@@ -182,7 +182,12 @@ def _typed(message: webhook_pb.WebhookEvent, body: bytes) -> LiveKitEvent:
     id_, at = message.id, datetime.fromtimestamp(message.created_at, timezone.utc)
     event = message.event
     if event not in LIVEKIT_EVENTS:
-        payload = orjson.loads(body)  # it parsed as JSON above, so it does here too
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # JSON that Python reads and orjson does not (a number past 64 bits, 1e400):
+            # keep the fields LiveKit's schema knows, which are plain JSON.
+            payload = json_format.MessageToDict(message)
         return OtherLiveKitEvent(
             id=id_,
             created_at=at,
