@@ -430,3 +430,28 @@ def test_refused_deliveries_never_hold_up_livekits_address(serve) -> None:
         401,
         429,
     ]
+
+
+def test_every_livekit_event_name_is_a_signal_sanic_dispatches(serve) -> None:
+    # Names such as livekit.agent_job.started and livekit.participant.connection_aborted
+    # must route on Sanic's signal bus as they are.
+    from aura_livekit_backend.events import LIVEKIT_EVENTS
+
+    heard: list[str] = []
+
+    def setup(ctx: PluginContext) -> None:
+        for kind in (*LIVEKIT_EVENTS.values(), OtherLiveKitEvent):
+
+            @ctx.on(kind)
+            async def record(event: LiveKitEvent) -> None:
+                heard.append(event.name)
+
+    client = serve(plugins={**_builtins(), "all": Plugin(setup)})
+    kinds = [*LIVEKIT_EVENTS, "something_new"]
+    for n, kind in enumerate(kinds):
+        body, headers = _signed(_event(kind, f"EV_kind{n}"))
+        assert client.post(PATH, content=body, headers=headers).status_code == 200, kind
+    client.serve_until(lambda: len(heard) == len(kinds))
+    assert sorted(heard) == sorted(
+        [*(cls.name for cls in LIVEKIT_EVENTS.values()), "livekit.other.received"]
+    )
