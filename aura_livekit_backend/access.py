@@ -16,7 +16,10 @@ the request's :class:`~.auth.callers.Caller` (:func:`caller_of`).
 Failed authentications are counted per client address, on every route (a plugin's
 own keys too: any 401 counts). An address over ``AURA_RATE_LIMIT_AUTH_FAILURES`` gets
 429 for each request carrying credentials until its window moves on, right or wrong,
-so a guess that happens to be right does not show.
+so a guess that happens to be right does not show. A route added with
+``ctx_auth_throttle=False`` neither counts nor is held up: LiveKit's webhook receiver,
+whose 401s are deliveries signed with a key the service does not know yet (a rotation
+under way), not guesses, and whose address must not lose its valid deliveries to them.
 """
 
 from __future__ import annotations
@@ -125,6 +128,15 @@ def _guarded(route: Route) -> bool:
     return getattr(route.ctx, "api_keys", True) is not False and not _is_docs(route)
 
 
+def _throttled(route: Route | None) -> bool:
+    """Whether failed authentications on ``route`` count, and its callers are held up."""
+    return (
+        route is not None
+        and not _is_docs(route)
+        and getattr(route.ctx, "auth_throttle", True) is not False
+    )
+
+
 def _throttle_failures(app: DefaultSanic, gate: Gate) -> None:
     """Count every 401 against the client's address; refuse its credentials while over."""
     too_many = openapi.response(response=error_responses(429)[0])
@@ -135,8 +147,7 @@ def _throttle_failures(app: DefaultSanic, gate: Gate) -> None:
     # Before the access check (900) and any plugin's own key check, after the request id.
     @app.middleware("request", priority=950)
     async def refuse_guessers(request: Request) -> None:
-        route = request.route
-        if request.method == "OPTIONS" or route is None or _is_docs(route):
+        if request.method == "OPTIONS" or not _throttled(request.route):
             return
         # Only requests with credentials: a probe without any is never held up, and
         # one without credentials cannot guess.
@@ -149,7 +160,7 @@ def _throttle_failures(app: DefaultSanic, gate: Gate) -> None:
 
     @app.middleware("response", priority=500)
     async def count_failure(request: Request, response: BaseHTTPResponse) -> None:
-        if response.status != 401:
+        if response.status != 401 or not _throttled(request.route):
             return
         # Counted (or not countable): the next attempt with credentials hears of it.
         with contextlib.suppress(RateLimited, LimitsUnavailable):

@@ -35,6 +35,7 @@ from .observability import install as install_observability
 from .plugin import Plugin
 from .plugin_loader import Services, discover, given, mount_plugins
 from .settings import Settings, SettingsError, load_settings
+from .webhooks import WebhookIngest
 
 __all__ = ["APP_NAME", "create_app"]
 
@@ -133,7 +134,16 @@ def create_app(
     sources = discover() if plugins is None else given(plugins)
     app.ctx.gate = gate
     app.ctx.plugins = mount_plugins(
-        app, sources, settings, Services(livekit, metrics, gate, event_log)
+        app,
+        sources,
+        settings,
+        Services(
+            livekit,
+            metrics,
+            gate,
+            event_log,
+            webhooks=WebhookIngest(livekit.webhooks, event_log, events, counter=metrics),
+        ),
     )
     events.listen_to({name for mounted in app.ctx.plugins for name in mounted.subscriptions})
     install_access(app, gate.keys, gate)

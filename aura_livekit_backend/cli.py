@@ -110,6 +110,16 @@ def _dev_emulator(settings: Settings) -> LiveKitEmulator | None:
     return LiveKitEmulator(settings.livekit_api_key or "", secret, port=free_port())
 
 
+def _webhook_url(settings: Settings, port: int) -> str:
+    """Where the service takes LiveKit's webhooks, as a process on this host reaches it."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (reading the setting, not binding)
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{settings.webhook_path}"
+
+
 def _dev_issuer(settings: Settings) -> Settings:
     """For --dev with ``AURA_AUTH=jwt`` and no ``AURA_AUTH_ISSUER``: start a development
     issuer beside the emulator, and the settings that trust it.
@@ -413,12 +423,16 @@ def serve(
         if settings.metrics_port is not None and settings.metrics:
             _serve_metrics(settings)
         if emulator is not None:
+            # Its webhooks come here, so the service hears of rooms and joins at once.
+            emulator.webhooks.urls = (_webhook_url(settings, sock.getsockname()[1]),)
             emulator.start()
             logger.warning(
                 "development mode: LIVEKIT_URL is not set, so a LiveKit *emulator* answers at %s "
-                "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit); "
-                "its /_emulator hooks take 'Authorization: Bearer %s'",
+                "(rooms and tokens only, no media; set LIVEKIT_URL to use a real LiveKit) and "
+                "sends its webhooks to %s; its /_emulator hooks take "
+                "'Authorization: Bearer %s'",
                 emulator.url,
+                emulator.webhooks.urls[0],
                 emulator.hook_token,
             )
         elif settings.dev:

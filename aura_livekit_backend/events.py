@@ -2,7 +2,9 @@
 
 Each event is a frozen dataclass whose ``name`` is a three-part signal name,
 ``<source>.<thing>.<happened>``: the service's own are ``aura.*``; LiveKit's webhook
-events join as ``livekit.*`` in the same scheme. A plugin subscribes with
+events are ``livekit.*`` in the same scheme (:class:`LiveKitEvent` and its subclasses,
+one per LiveKit event type, and :class:`OtherLiveKitEvent` for a type this version does
+not know). A plugin subscribes with
 ``ctx.on(RoomCreated)`` (see :mod:`aura_livekit_backend.plugin`); the service emits
 through an :class:`EventSink`.
 
@@ -18,27 +20,44 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sanic import DefaultSanic
 
-from .livekit.models import RoomInfo
+from .livekit.models import AgentJob, Egress, Ingress, Participant, RoomInfo, Track
 
 if TYPE_CHECKING:
     from .eventlog import EventLog
 
 __all__ = [
     "EVENTS",
+    "LIVEKIT_EVENTS",
+    "AgentJobEnded",
+    "AgentJobStarted",
+    "EgressEnded",
+    "EgressStarted",
+    "EgressUpdated",
     "Event",
     "EventSink",
+    "IngressEnded",
+    "IngressStarted",
+    "LiveKitEvent",
+    "OtherLiveKitEvent",
+    "ParticipantConnectionAborted",
+    "ParticipantJoined",
+    "ParticipantLeft",
     "ParticipantRemoved",
     "RoomCreated",
     "RoomDeleted",
+    "RoomFinished",
+    "RoomStarted",
     "RoomUpdated",
     "SignalEvents",
     "TokenMinted",
+    "TrackPublished",
+    "TrackUnpublished",
     "subscriber",
 ]
 
@@ -122,11 +141,215 @@ class ParticipantRemoved(Event):
     identity: str
 
 
-#: Every event the service emits, by name.
-EVENTS: dict[str, type[Event]] = {
-    event.name: event
-    for event in (RoomCreated, RoomUpdated, RoomDeleted, TokenMinted, ParticipantRemoved)
+# -- LiveKit's events, from its webhooks --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveKitEvent(Event):
+    """Something LiveKit reported by webhook. Subclasses name it and carry its payload.
+
+    LiveKit may deliver one event twice: the service hands each ``id`` to subscribers
+    once. Events of different rooms, and joins and leaves of different participants,
+    may arrive out of order: order by ``created_at`` where it matters.
+    """
+
+    #: LiveKit's id for the event (``EV_…``); a redelivery carries the same one.
+    id: str
+    #: When LiveKit created the event (UTC, whole seconds).
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomStarted(LiveKitEvent):
+    """A room was created in LiveKit (by the service, a client's join, or another tool)."""
+
+    name: ClassVar[str] = "livekit.room.started"
+    room: RoomInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomFinished(LiveKitEvent):
+    """A room closed: deleted, or empty past its timeout."""
+
+    name: ClassVar[str] = "livekit.room.finished"
+    #: The room as it was when it closed.
+    room: RoomInfo
+    #: Why, lowercase: ``api_delete``, ``idle_timeout``, ``server_shutdown``, … ("": not said).
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantJoined(LiveKitEvent):
+    """Someone joined a room."""
+
+    name: ClassVar[str] = "livekit.participant.joined"
+    room: RoomInfo
+    participant: Participant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantLeft(LiveKitEvent):
+    """Someone left a room, or was disconnected from it."""
+
+    name: ClassVar[str] = "livekit.participant.left"
+    room: RoomInfo
+    participant: Participant
+    #: Why, lowercase: ``client_initiated``, ``duplicate_identity``, ``participant_removed``,
+    #: ``room_deleted``, … ("": not said).
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantConnectionAborted(LiveKitEvent):
+    """Someone's connection failed while joining (they never fully joined)."""
+
+    name: ClassVar[str] = "livekit.participant.connection_aborted"
+    room: RoomInfo
+    participant: Participant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackPublished(LiveKitEvent):
+    """A participant published a track."""
+
+    name: ClassVar[str] = "livekit.track.published"
+    room: RoomInfo
+    participant: Participant
+    track: Track
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackUnpublished(LiveKitEvent):
+    """A participant stopped publishing a track."""
+
+    name: ClassVar[str] = "livekit.track.unpublished"
+    room: RoomInfo
+    participant: Participant
+    track: Track
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EgressEvent(LiveKitEvent):
+    egress: Egress
+
+    @property
+    def room_name(self) -> str | None:
+        """The egress's room."""
+        return self.egress.room_name or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EgressStarted(_EgressEvent):
+    """A recording or stream out of a room started."""
+
+    name: ClassVar[str] = "livekit.egress.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EgressUpdated(_EgressEvent):
+    """An egress changed state."""
+
+    name: ClassVar[str] = "livekit.egress.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EgressEnded(_EgressEvent):
+    """An egress ended: complete, failed or aborted (``egress.status``)."""
+
+    name: ClassVar[str] = "livekit.egress.ended"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _IngressEvent(LiveKitEvent):
+    ingress: Ingress
+
+    @property
+    def room_name(self) -> str | None:
+        """The ingress's room."""
+        return self.ingress.room_name or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressStarted(_IngressEvent):
+    """A stream into a room started publishing."""
+
+    name: ClassVar[str] = "livekit.ingress.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressEnded(_IngressEvent):
+    """A stream into a room ended."""
+
+    name: ClassVar[str] = "livekit.ingress.ended"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AgentJobEvent(LiveKitEvent):
+    job: AgentJob
+
+    @property
+    def room_name(self) -> str | None:
+        """The job's room."""
+        return self.job.room_name or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentJobStarted(_AgentJobEvent):
+    """An agent started a job in a room."""
+
+    name: ClassVar[str] = "livekit.agent_job.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentJobEnded(_AgentJobEvent):
+    """An agent's job ended (``job.status`` says how)."""
+
+    name: ClassVar[str] = "livekit.agent_job.ended"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtherLiveKitEvent(LiveKitEvent):
+    """An event type this version does not know (LiveKit adds some now and then):
+    passed through as LiveKit sent it, rather than refused."""
+
+    name: ClassVar[str] = "livekit.other.received"
+    #: LiveKit's name for the event type, as sent (``room_metadata_changed``).
+    type: str
+    #: The room, when the event names one.
+    room: RoomInfo | None = None
+    #: The whole event as LiveKit sent it (its JSON object, camelCase keys).
+    payload: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+#: LiveKit's event types (``WebhookEvent.event``) and the class each becomes.
+LIVEKIT_EVENTS: dict[str, type[LiveKitEvent]] = {
+    "room_started": RoomStarted,
+    "room_finished": RoomFinished,
+    "participant_joined": ParticipantJoined,
+    "participant_left": ParticipantLeft,
+    "participant_connection_aborted": ParticipantConnectionAborted,
+    "track_published": TrackPublished,
+    "track_unpublished": TrackUnpublished,
+    "egress_started": EgressStarted,
+    "egress_updated": EgressUpdated,
+    "egress_ended": EgressEnded,
+    "ingress_started": IngressStarted,
+    "ingress_ended": IngressEnded,
+    "agent_job_started": AgentJobStarted,
+    "agent_job_ended": AgentJobEnded,
 }
+
+_EVERY_EVENT: tuple[type[Event], ...] = (
+    RoomCreated,
+    RoomUpdated,
+    RoomDeleted,
+    TokenMinted,
+    ParticipantRemoved,
+    *LIVEKIT_EVENTS.values(),
+    OtherLiveKitEvent,
+)
+#: Every event the service emits, by name: its own and LiveKit's.
+EVENTS: dict[str, type[Event]] = {event.name: event for event in _EVERY_EVENT}
 
 
 class EventSink(Protocol):

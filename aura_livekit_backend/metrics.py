@@ -66,6 +66,13 @@ class Metrics:
         self.rooms = Counter(
             "aura_rooms_created_total", "LiveKit rooms created.", registry=registry
         )
+        self.webhooks = Counter(
+            "aura_webhooks_received_total",
+            "LiveKit webhook deliveries received, by event name and outcome (accepted, "
+            "duplicate, rejected, unavailable).",
+            ["event", "outcome"],
+            registry=registry,
+        )
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
@@ -92,6 +99,11 @@ class Metrics:
     def room_created(self) -> None:
         """Count one created room."""
         self.rooms.inc()
+
+    def webhook_received(self, event: str, outcome: str) -> None:
+        """Count one webhook delivery: its event's name (``unverified``/``unreadable``
+        when refused before it could be read) and what became of it."""
+        self.webhooks.labels(event, outcome).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The current numbers in Prometheus' text format, and its content type."""

@@ -25,7 +25,8 @@ its own go in the blueprint's ``before_server_start``/``after_server_stop``
 listeners. LiveKit is reached through ``ctx.rooms``, ``ctx.tokens`` and ``ctx.joins``
 (:class:`Rooms`, :class:`Tokens`, :class:`Joins`: the very objects the built-in
 endpoints use, open while the server runs). ``ctx.on(RoomCreated)`` subscribes to
-what the service does; ``ctx.read_settings(Model)`` reads the plugin's own settings.
+what the service does, ``ctx.on(ParticipantJoined)`` to what LiveKit reports by
+webhook; ``ctx.read_settings(Model)`` reads the plugin's own settings.
 
 Path parameters of routes on ``ctx.blueprint`` are percent-decoded once, always.
 
@@ -57,13 +58,30 @@ from .access import BearerKeys, caller_of
 from .auth.callers import Caller
 from .auth.policy import Decision, Policies, Policy, PolicyRequest
 from .errors import ApiError, error_body, failing_to
+from .eventlog import EventLogUnavailable
 from .events import (
+    AgentJobEnded,
+    AgentJobStarted,
+    EgressEnded,
+    EgressStarted,
+    EgressUpdated,
     Event,
+    IngressEnded,
+    IngressStarted,
+    LiveKitEvent,
+    OtherLiveKitEvent,
+    ParticipantConnectionAborted,
+    ParticipantJoined,
+    ParticipantLeft,
     ParticipantRemoved,
     RoomCreated,
     RoomDeleted,
+    RoomFinished,
+    RoomStarted,
     RoomUpdated,
     TokenMinted,
+    TrackPublished,
+    TrackUnpublished,
     subscriber,
 )
 from .livekit.errors import (
@@ -78,12 +96,16 @@ from .livekit.errors import (
 )
 from .livekit.listing import RoomSnapshot
 from .livekit.models import (
+    AgentJob,
     AgentRequest,
+    Egress,
+    Ingress,
     Participant,
     RoomInfo,
     RoomOptions,
     RoomPage,
     Ticket,
+    Track,
     room_position,
 )
 from .livekit.tokens import Grants, Profile
@@ -116,6 +138,7 @@ from .validation import (
     path_parameter,
     path_text,
 )
+from .webhooks import WebhookDelivery, WebhookMalformed, WebhookRejected
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -125,6 +148,9 @@ __all__ = [
     "MAX_USER_NAME",
     "PARTICIPANT_CAP",
     "PLUGIN_NAME",
+    "AgentJob",
+    "AgentJobEnded",
+    "AgentJobStarted",
     "AgentRequest",
     "ApiError",
     "ApiKeys",
@@ -132,17 +158,30 @@ __all__ = [
     "Caller",
     "Decision",
     "DescriptionText",
+    "Egress",
+    "EgressEnded",
+    "EgressStarted",
+    "EgressUpdated",
     "ErrorReply",
     "Event",
+    "EventLogUnavailable",
     "Grants",
     "IdentityTaken",
+    "Ingress",
+    "IngressEnded",
+    "IngressStarted",
     "Joins",
     "LiveKitError",
+    "LiveKitEvent",
     "LiveKitGateway",
     "LiveKitRejected",
     "LiveKitUnavailable",
     "Metrics",
+    "OtherLiveKitEvent",
     "Participant",
+    "ParticipantConnectionAborted",
+    "ParticipantJoined",
+    "ParticipantLeft",
     "ParticipantLimit",
     "ParticipantNotFound",
     "ParticipantRemoved",
@@ -154,6 +193,7 @@ __all__ = [
     "RequiredTopicText",
     "RoomCreated",
     "RoomDeleted",
+    "RoomFinished",
     "RoomFull",
     "RoomIdText",
     "RoomInfo",
@@ -163,6 +203,7 @@ __all__ = [
     "RoomPage",
     "RoomReply",
     "RoomSnapshot",
+    "RoomStarted",
     "RoomUpdated",
     "Rooms",
     "Settings",
@@ -170,7 +211,14 @@ __all__ = [
     "TokenMinted",
     "Tokens",
     "TopicText",
+    "Track",
+    "TrackPublished",
+    "TrackUnpublished",
     "UserNameText",
+    "WebhookDelivery",
+    "WebhookMalformed",
+    "WebhookRejected",
+    "Webhooks",
     "caller_of",
     "check_text",
     "error_body",
@@ -377,6 +425,25 @@ class Joins(Protocol):
         ...
 
 
+class Webhooks(Protocol):
+    """``ctx.webhooks``: LiveKit's webhook deliveries taken in, as the built-in
+    ``POST /livekit/webhook`` does (a plugin receiving them on a route of its own uses
+    the same two steps)."""
+
+    async def ingest(self, body: bytes, authorization: str | None) -> WebhookDelivery:
+        """Verify the raw ``body`` against its ``Authorization`` header (LiveKit's bare
+        JWT) and append its event to the event log once. Raises :class:`WebhookRejected`
+        (answer 401), :class:`WebhookMalformed` (400) or :class:`EventLogUnavailable`
+        (503: LiveKit retries). A ``duplicate`` delivery (an id taken in before) should
+        be answered 200 all the same."""
+        ...
+
+    def publish(self, delivery: WebhookDelivery) -> None:
+        """Hand the event to the subscribers (``ctx.on``), unless it is a duplicate.
+        Call it after the answer has been sent: no subscriber may delay it."""
+        ...
+
+
 class LiveKitGateway(Protocol):
     """``ctx.livekit``, the contract's first face, kept for plugins written against it:
     prefer ``ctx.rooms``/``ctx.tokens``. ``mint_token`` is not async; ``public_url`` is
@@ -457,6 +524,8 @@ class PluginContext:
     joins: Joins
     #: The contract's first face on the same parts (kept for older plugins).
     livekit: LiveKitGateway
+    #: LiveKit's webhook deliveries taken in (verified, logged once, told to subscribers).
+    webhooks: Webhooks
     #: The worker's Prometheus metrics, or None when AURA_METRICS is off.
     metrics: Metrics | None = None
     #: Security schemes declared with :meth:`declare_bearer_auth`, by name.

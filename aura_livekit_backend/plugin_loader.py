@@ -19,10 +19,12 @@ from sanic import Blueprint, DefaultSanic
 from .auth.gate import Gate
 from .auth.policy import Policies
 from .eventlog import EventLog
+from .events import NoEvents
 from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
 from .settings import Settings, SettingsError
+from .webhooks import WebhookIngest
 
 __all__ = [
     "MountedPlugin",
@@ -73,6 +75,8 @@ class Services:
     gate: Gate | None = None
     #: The event log, open while the server runs (None where nothing serves: listings).
     event_log: EventLog | None = None
+    #: Takes in LiveKit's webhooks (None where nothing serves: one with no log is made).
+    webhooks: WebhookIngest | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,7 @@ def set_up(
         joins=livekit.joins,
         livekit=livekit.gateway,
         metrics=services.metrics,
+        webhooks=services.webhooks or WebhookIngest(livekit.webhooks, None, NoEvents()),
         # The worker's one policy chain: ctx.add_policy adds to what the joins consult.
         policies=services.gate.policies if services.gate is not None else Policies(),
     )

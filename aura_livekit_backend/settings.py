@@ -263,6 +263,24 @@ class Settings(BaseSettings):
         False,
         description="The token endpoint creates a named room that does not exist; false: 404.",
     )
+    webhook_path: str = Field(
+        "/livekit/webhook",
+        pattern=r"^/[A-Za-z0-9/_.-]{1,100}$",
+        description="Path (at the root, not under the API prefix) where LiveKit posts its "
+        "webhooks.",
+    )
+    webhook_keys: SecretStr | None = Field(
+        None,
+        description="More LiveKit API keys whose webhooks are accepted, besides "
+        "LIVEKIT_API_KEY (while rotating keys): key:secret pairs, comma-separated; never "
+        "printed or logged.",
+    )
+    webhook_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest webhook body accepted; more is a 413.",
+    )
     cors_origins: CommaList = Field(
         default_factory=list,
         description="Origins allowed to call from a browser, comma-separated; empty: none.",
@@ -420,6 +438,18 @@ class Settings(BaseSettings):
         # Never echo the URL: it may carry a password.
         if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("webhook_keys")
+    @classmethod
+    def _check_webhook_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        # Never echo a pair: it holds a secret.
+        for pair in value.get_secret_value().split(","):
+            key, sep, secret = pair.strip().partition(":")
+            if not sep or not key.strip() or not secret.strip():
+                raise ValueError("must be key:secret pairs, comma-separated")
         return value
 
     @field_validator("auth_issuer", "auth_jwks_url")

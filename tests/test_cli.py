@@ -194,6 +194,29 @@ def test_dev_logs_the_emulator_hook_token_and_only_it_opens_the_hooks() -> None:
     assert code == 0
 
 
+def test_dev_points_the_emulators_webhooks_at_the_service() -> None:
+    with server("--dev", "--workers", "2") as (process, base):
+        found = read_until(
+            process, r"answers at (http://[\d.:]+) .*webhooks to (http://\S+);.*Bearer ([\w-]+)"
+        )
+        emulator, url, token = found.groups()
+        assert url == f"{base}/livekit/webhook"
+        room = httpx.post(f"{base}/api/room/create", json={"userName": "host"}).json()["roomId"]
+        auth = {"Authorization": f"Bearer {token}"}
+        hook = f"{emulator}/_emulator/rooms/{room}/participants"
+        assert httpx.post(hook, json={"identity": "ann"}, headers=auth).status_code == 200
+        wanted = [
+            f'aura_webhooks_received_total{{event="livekit.{name}",outcome="accepted"}} 1.0'
+            for name in ("room.started", "participant.joined")
+        ]
+        deadline = time.monotonic() + 10
+        while not all(line in httpx.get(f"{base}/metrics").text for line in wanted):
+            assert time.monotonic() < deadline, httpx.get(f"{base}/metrics").text
+            time.sleep(0.1)
+        code, _ = stop(process)
+    assert code == 0
+
+
 def test_a_weak_secret_warns_once_and_is_never_printed() -> None:
     env = {"LIVEKIT_API_KEY": "prodkey", "LIVEKIT_API_SECRET": "weak-but-set"}
     with server("--workers", "1", env=env) as (process, base):

@@ -29,6 +29,13 @@ CONTRACT = {
     "caller_of", "check_text", "error_body", "error_responses", "failing_to", "iso_ms",
     "json_body", "json_content", "json_reply", "json_schema", "path_parameter", "path_text",
     "room_position", "room_reply", "utc_now",
+    # LiveKit's webhook events and their payloads.
+    "AgentJob", "AgentJobEnded", "AgentJobStarted", "Egress", "EgressEnded", "EgressStarted",
+    "EgressUpdated", "Ingress", "IngressEnded", "IngressStarted", "LiveKitEvent",
+    "OtherLiveKitEvent", "ParticipantConnectionAborted", "ParticipantJoined", "ParticipantLeft",
+    "RoomFinished", "RoomStarted", "Track", "TrackPublished", "TrackUnpublished",
+    # ctx.webhooks: taking in a delivery.
+    "EventLogUnavailable", "WebhookDelivery", "WebhookMalformed", "WebhookRejected", "Webhooks",
 }  # fmt: skip
 
 

@@ -16,11 +16,14 @@ It can also be made sick, to show what the service does then: slow
 :data:`FAULTS` or with any Twirp error (:meth:`LiveKitEmulator.disturb`), or gone
 for a while (:meth:`LiveKitEmulator.outage`).
 
+It sends LiveKit's webhooks too, signed and retried as LiveKit does, to the URLs in
+:attr:`LiveKitEmulator.webhooks` (none by default).
+
 One module per concern: :mod:`.state` (rooms and what each method does to them),
 :mod:`.twirp` (the wire), :mod:`.faults` (a sick LiveKit), :mod:`.hooks` (the
-emulator's own ``/_emulator/…`` HTTP hooks), :mod:`.server` (:class:`LiveKitEmulator`,
-the thread and loop that run them); ``python -m aura_livekit_backend.emulator`` runs
-one on its own.
+emulator's own ``/_emulator/…`` HTTP hooks), :mod:`.webhooks` (LiveKit's webhooks
+out), :mod:`.server` (:class:`LiveKitEmulator`, the thread and loop that run them);
+``python -m aura_livekit_backend.emulator`` runs one on its own.
 """
 
 from .faults import FAULTS, SICK_LIVEKIT, STALL_SECONDS

@@ -9,6 +9,7 @@ stand in for joins and leaves:
   identity, name, metadata, attributes, and its ``roomConfig`` when the join creates
   the room: a room that exists ignores it)
 - ``DELETE /_emulator/rooms/{room}/participants/{identity}``
+- ``PUT /_emulator/webhooks`` with ``{"urls": [...]}``: where LiveKit's webhooks go
 
 Each needs ``Authorization: Bearer <hook token>`` (a random token per emulator, which
 ``--dev`` logs), and the POST a ``Content-Type: application/json`` body. Without
@@ -28,6 +29,7 @@ from livekit.protocol import room as room_pb
 
 from .state import RoomFull, Rooms
 from .twirp import verify
+from .webhooks import WebhookSender
 
 __all__ = ["HOOKS_PREFIX", "add_hooks", "join_with_token"]
 
@@ -64,10 +66,16 @@ HOOKS_PREFIX = "/_emulator"
 
 
 def add_hooks(
-    app: web.Application, rooms: Rooms, token: str, *, keys: tuple[str, str] = ("", "")
+    app: web.Application,
+    rooms: Rooms,
+    token: str,
+    *,
+    keys: tuple[str, str] = ("", ""),
+    webhooks: WebhookSender | None = None,
 ) -> None:
     """Route the hooks on ``app``, acting on ``rooms``, guarded by ``token``; join tokens
-    are checked with ``keys`` (the emulated LiveKit's API key and secret)."""
+    are checked with ``keys`` (the emulated LiveKit's API key and secret); ``webhooks``
+    is told where to send."""
     expected = f"Bearer {token}".encode()
 
     def refusal(request: web.Request) -> web.Response | None:
@@ -119,5 +127,24 @@ def add_hooks(
         rooms.remove_participant(request.match_info["room"], request.match_info["identity"])
         return web.Response(status=204)
 
+    async def webhook_urls(request: web.Request) -> web.Response:
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        if request.content_type != "application/json":
+            return web.json_response({"error": "send Content-Type: application/json"}, status=415)
+        try:
+            urls = (await request.json())["urls"]
+            if not isinstance(urls, list) or not all(
+                isinstance(url, str) and url.startswith(("http://", "https://")) for url in urls
+            ):
+                raise TypeError(urls)
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'send {"urls": ["http://…", …]}'}, status=400)
+        if webhooks is not None:
+            webhooks.urls = tuple(urls)
+        return web.json_response({"urls": urls})
+
+    app.router.add_put(HOOKS_PREFIX + "/webhooks", webhook_urls)
     app.router.add_post(HOOKS_PREFIX + "/rooms/{room}/participants", join)
     app.router.add_delete(HOOKS_PREFIX + "/rooms/{room}/participants/{identity}", leave)

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import jwt
 from aiohttp import web
@@ -27,6 +27,7 @@ from .faults import Faults
 from .hooks import add_hooks, join_with_token
 from .state import MAX_METADATA_BYTES, Rooms
 from .twirp import serve_call
+from .webhooks import WebhookSender
 
 __all__ = ["LiveKitEmulator", "free_port"]
 
@@ -62,10 +63,12 @@ class LiveKitEmulator:
         *,
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        webhook_urls: Iterable[str] = (),
     ) -> None:
         """Emulate a LiveKit that accepts ``api_key``/``api_secret``; ``port`` 0 picks one.
 
         ``clock`` is the time in seconds that rooms age by (a test may pass its own).
+        ``webhook_urls``: where its webhooks go (also settable later, on :attr:`webhooks`).
         """
         self.api_key = api_key
         self.api_secret = api_secret
@@ -78,6 +81,10 @@ class LiveKitEmulator:
         #: across an :meth:`outage`.
         self.hook_token = secrets.token_urlsafe(32)
         self._rooms = Rooms(clock)
+        #: LiveKit's webhooks: set ``webhooks.urls`` to receive them (see
+        #: :class:`~.webhooks.WebhookSender` for duplicates, backoff and what was sent).
+        self.webhooks = WebhookSender(api_key, api_secret, webhook_urls)
+        self._rooms.on_event = self.webhooks.report
         self._faults = Faults()
         self._outage: threading.Timer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,8 +127,10 @@ class LiveKitEmulator:
                 ready.set()
                 loop.close()
                 return
+            self.webhooks.attach(loop)
             ready.set()
             loop.run_forever()
+            loop.run_until_complete(self.webhooks.detach())
             loop.run_until_complete(runner.cleanup())
             loop.run_until_complete(_cancel_the_rest())
             loop.close()
@@ -137,7 +146,13 @@ class LiveKitEmulator:
     async def _serve(self) -> web.AppRunner:
         app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
         app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
-        add_hooks(app, self._rooms, self.hook_token, keys=(self.api_key, self.api_secret))
+        add_hooks(
+            app,
+            self._rooms,
+            self.hook_token,
+            keys=(self.api_key, self.api_secret),
+            webhooks=self.webhooks,
+        )
         # A stalled call must not hold up stop() for its 30 s.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -145,7 +160,17 @@ class LiveKitEmulator:
         await site.start()
         # What port 0 became.
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # Cancelled with the rest when the loop stops (_cancel_the_rest).
+        asyncio.get_running_loop().create_task(self._close_expired_rooms())
         return runner
+
+    async def _close_expired_rooms(self) -> None:
+        """Close rooms past their timeouts as they expire, not at the next call, so their
+        room_finished webhooks go out when LiveKit's would."""
+        while True:
+            await asyncio.sleep(0.5)
+            if self.webhooks.urls:
+                self._rooms.names()
 
     async def _twirp(self, request: web.Request) -> web.StreamResponse:
         return await serve_call(

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from livekit.protocol import agent_dispatch as dispatch_pb
 from livekit.protocol import models
 from livekit.protocol import room as room_pb
+from livekit.protocol import webhook as webhook_pb
 
 from .twirp import TwirpFault
 
@@ -41,6 +42,9 @@ MAX_NAME_LENGTH = 256
 MAX_METADATA_BYTES = 512 * 1024
 
 Grants = dict[str, Any]
+#: Where the rooms report what happened, as LiveKit's webhooks tell it: the event, and
+#: the queue it belongs to (the room's name). Called with the lock held, in order.
+EventReporter = Callable[[webhook_pb.WebhookEvent, str], None]
 
 
 class RoomFull(Exception):
@@ -93,6 +97,8 @@ class Rooms:
         self._rooms: dict[str, _Room] = {}
         self._swept = float("-inf")
         self._lock = threading.Lock()
+        #: Hears every room and participant event (the webhook sender), if set.
+        self.on_event: EventReporter | None = None
 
     # -- what a test does in place of WebRTC --------------------------------------
 
@@ -130,6 +136,10 @@ class Rooms:
             if identity not in state.participants and 0 < limit <= len(state.participants):
                 raise RoomFull(room)
             now = self.clock()
+            replaced = state.participants.pop(identity, None)
+            if replaced is not None:
+                # LiveKit disconnects the first session of an identity that joins again.
+                self._report("participant_left", state, replaced, reason=models.DUPLICATE_IDENTITY)
             participant = models.ParticipantInfo(
                 sid=new_sid("PA_"),
                 identity=identity,
@@ -144,22 +154,25 @@ class Rooms:
             state.participants[identity] = participant
             state.ever_joined = True
             state.emptied_at = None
+            self._report("participant_joined", state, participant)
             return participant
 
     def remove_participant(self, room: str, identity: str) -> None:
         """``identity`` leaves ``room``, if there; the departure timeout starts when it empties."""
         with self._lock:
             state = self._live_room(room)
-            left = state is not None and state.participants.pop(identity, None) is not None
-            if left and state is not None and not state.participants:
-                state.emptied_at = self.clock()
+            gone = state.participants.pop(identity, None) if state is not None else None
+            if gone is not None and state is not None:
+                self._report("participant_left", state, gone, reason=models.CLIENT_INITIATED)
+                if not state.participants:
+                    state.emptied_at = self.clock()
 
     def close(self, room: str) -> None:
         """Close ``room`` now, everyone in it disconnected; KeyError when no such room."""
         with self._lock:
             if self._live_room(room) is None:
                 raise KeyError(room)
-            del self._rooms[room]
+            self._finish(room, models.ROOM_END_API_DELETE)
 
     def dispatches(self, room: str) -> list[dispatch_pb.AgentDispatch]:
         """The room's agent dispatches, oldest first; KeyError when no such room."""
@@ -199,13 +212,13 @@ class Rooms:
             return
         self._swept = now
         for name in [name for name, state in self._rooms.items() if _closed(state, now)]:
-            del self._rooms[name]
+            self._finish(name, models.ROOM_END_IDLE_TIMEOUT)
 
     def _live_room(self, name: str) -> _Room | None:
         self._expire()
         state = self._rooms.get(name)
         if state is not None and _closed(state, self.clock()):
-            del self._rooms[name]
+            self._finish(name, models.ROOM_END_IDLE_TIMEOUT)
             return None
         return state
 
@@ -237,7 +250,42 @@ class Rooms:
         state = self._rooms[message.name] = _Room(proto)
         for agent in message.agents:
             state.dispatch(agent.agent_name, agent.metadata, now)
+        self._report("room_started", state)
         return state
+
+    def _finish(self, name: str, reason: int) -> None:
+        """Close room ``name``: everyone in it disconnected, then the room gone."""
+        state = self._rooms.pop(name)
+        left = models.ROOM_DELETED if reason == models.ROOM_END_API_DELETE else models.ROOM_CLOSED
+        for participant in list(state.participants.values()):
+            self._report("participant_left", state, participant, reason=left)
+        state.participants.clear()
+        self._report("room_finished", state, end_reason=reason)
+
+    def _report(
+        self,
+        event: str,
+        state: _Room,
+        participant: models.ParticipantInfo | None = None,
+        *,
+        reason: int = 0,
+        end_reason: int = 0,
+    ) -> None:
+        """Tell :attr:`on_event` what happened, as LiveKit's webhook would."""
+        if self.on_event is None:
+            return
+        message = webhook_pb.WebhookEvent(
+            event=event,
+            room=_snapshot(state),
+            id=new_sid("EV_"),
+            created_at=int(self.clock()),
+            room_end_reason=end_reason,  # type: ignore[arg-type]
+        )
+        if participant is not None:
+            message.participant.CopyFrom(participant)
+            if reason:
+                message.participant.disconnect_reason = reason  # type: ignore[assignment]
+        self.on_event(message, state.proto.name)
 
     def _rpc_list_rooms(
         self, message: room_pb.ListRoomsRequest, grants: Grants
@@ -256,7 +304,7 @@ class Rooms:
         _require(grants, "roomCreate")
         if self._live_room(message.room) is None:
             raise TwirpFault("not_found", "requested room does not exist")
-        del self._rooms[message.room]
+        self._finish(message.room, models.ROOM_END_API_DELETE)
         return room_pb.DeleteRoomResponse()
 
     def _rpc_update_room_metadata(
@@ -293,8 +341,10 @@ class Rooms:
     ) -> room_pb.RemoveParticipantResponse:
         _require(grants, "roomAdmin", message.room)
         state = self._live_room(message.room)
-        if state is None or state.participants.pop(message.identity, None) is None:
+        gone = state.participants.pop(message.identity, None) if state is not None else None
+        if state is None or gone is None:
             raise TwirpFault("not_found", "participant does not exist")
+        self._report("participant_left", state, gone, reason=models.PARTICIPANT_REMOVED)
         if not state.participants:
             state.emptied_at = self.clock()
         return room_pb.RemoveParticipantResponse()

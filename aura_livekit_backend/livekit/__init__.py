@@ -10,6 +10,8 @@ it is plain Python, and nothing here knows about HTTP.
 - :mod:`.metadata` — the service's room facts in LiveKit's room metadata;
 - :mod:`.rooms`, :mod:`.listing`, :mod:`.sids` — rooms, the shared listing, the sid cache;
 - :mod:`.tokens` — join tokens and their grants; :mod:`.joins` — the join rules;
+- :mod:`.webhooks` — LiveKit's webhooks verified (the other reader of the secrets) and
+  read into typed events;
 - :class:`LiveKit` — one worker's set of them, opened in the worker and closed on stop.
 """
 
@@ -27,6 +29,7 @@ from .rooms import RoomCounter, Rooms
 from .signing import Signer
 from .tokens import TokenCounter, Tokens
 from .transport import CallObserver, Transport
+from .webhooks import WebhookVerifier, webhook_keys
 
 __all__ = ["LiveKit", "Observer"]
 
@@ -72,6 +75,8 @@ class LiveKit:
             self.rooms, self.tokens, duplicates=settings.duplicate_username, gate=gate
         )
         self.gateway = Gateway(self.rooms, self.tokens)
+        #: Checks LiveKit's webhook deliveries (LIVEKIT_API_KEY and AURA_WEBHOOK_KEYS).
+        self.webhooks = WebhookVerifier(webhook_keys(settings))
 
     async def open(self) -> None:
         """Open the connection to LiveKit; call inside the worker's running event loop."""

@@ -7,12 +7,16 @@ from datetime import datetime
 from typing import NamedTuple
 
 __all__ = [
+    "AgentJob",
     "AgentRequest",
+    "Egress",
+    "Ingress",
     "Participant",
     "RoomInfo",
     "RoomOptions",
     "RoomPage",
     "Ticket",
+    "Track",
     "room_position",
 ]
 
@@ -76,6 +80,8 @@ class Participant:
     is_publisher: bool
     #: LiveKit's state, lowercase: joining, joined, active or disconnected.
     state: str
+    #: LiveKit's id for this session of the participant (``PA_…``); "" when not known.
+    sid: str = ""
 
 
 class RoomPage(NamedTuple):
@@ -107,3 +113,73 @@ class Ticket:
 def room_position(room: RoomInfo) -> tuple[int, str]:
     """Where a room stands in a listing: creation time in ms, then name."""
     return (round(room.created_at.timestamp() * 1000), room.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A track a participant published, as a LiveKit webhook tells it."""
+
+    #: LiveKit's id for the track (``TR_…``).
+    sid: str
+    #: ``audio``, ``video`` or ``data``.
+    type: str
+    #: ``camera``, ``microphone``, ``screen_share``, ``screen_share_audio`` or ``unknown``.
+    source: str
+    #: The name the publisher gave it ("" if none).
+    name: str = ""
+    muted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """A recording or stream out of LiveKit (an egress), as a webhook tells it."""
+
+    #: LiveKit's id for the egress (``EG_…``).
+    egress_id: str
+    room_name: str
+    #: The room's sid.
+    room_sid: str
+    #: Lowercase, without LiveKit's prefix: starting, active, ending, complete, failed,
+    #: aborted or limit_reached.
+    status: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    #: Why it failed ("" unless it did).
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """A stream into LiveKit (an ingress: RTMP, WHIP, a URL), as a webhook tells it."""
+
+    #: LiveKit's id for the ingress (``IN_…``).
+    ingress_id: str
+    name: str
+    room_name: str
+    #: The identity it publishes as.
+    participant_identity: str
+    #: Lowercase, without LiveKit's prefix: inactive, buffering, publishing, error or
+    #: complete.
+    status: str
+    #: Why it failed ("" unless it did).
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentJob:
+    """An agent's job in a room, as a webhook tells it."""
+
+    #: LiveKit's id for the job (``AJ_…``).
+    job_id: str
+    #: The dispatch it runs for (``AD_…``; "" for automatic dispatch).
+    dispatch_id: str
+    agent_name: str
+    room_name: str
+    #: ``room``, ``publisher`` or ``participant``.
+    type: str
+    #: Lowercase, without LiveKit's prefix: pending, running, success, failed or cancelled.
+    status: str
+    #: The participant a publisher/participant job is for ("" for a room job).
+    participant_identity: str = ""
+    #: Why it failed ("" unless it did).
+    error: str = ""

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,6 +59,16 @@ class ServiceClient:
     def run(self, coroutine: Any) -> Any:
         """Run ``coroutine`` on the app's event loop (to call its gateway directly)."""
         return self._client._loop.run_until_complete(coroutine)
+
+    def serve_until(self, condition: Callable[[], bool], seconds: float = 10.0) -> None:
+        """Serve (run the app's event loop) until ``condition()`` holds, or fail after
+        ``seconds``: the app answers only while the test drives it, so a test waiting
+        for the emulator's webhooks to reach it, or for a subscriber, serves meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not done within {seconds} s of serving")
+            self.run(asyncio.sleep(0.01))
 
 
 @contextmanager
