@@ -234,6 +234,24 @@ def _check_metrics_port(settings: Settings) -> None:
         )
 
 
+def _prepare_event_log(settings: Settings) -> None:
+    """Create the SQLite event log's directory and file now, in the main process.
+
+    An unwritable AURA_DATA_DIR is then one line at start-up, before any worker
+    starts. Redis (AURA_REDIS_URL) is not checked: the service serves while it is
+    down, and the log recovers when it is back.
+    """
+    if settings.redis_url is not None:
+        return
+    from .eventlog import EventLogUnavailable
+    from .eventlog.sqlite import default_path, prepare
+
+    try:
+        prepare(default_path(settings.data_dir))
+    except EventLogUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+
+
 def _serve_metrics(settings: Settings) -> None:
     """Serve /metrics from the main process on its own port, summing every worker."""
     from prometheus_client import start_http_server
@@ -375,6 +393,7 @@ def serve(
     shutdown.listening = sock
     try:
         _check_metrics_port(settings)
+        _prepare_event_log(settings)
         _start_fork_server()  # main() has, unless serve() is called on its own
         # Imported only now: the fork server is importing the same meanwhile.
         from sanic import Sanic

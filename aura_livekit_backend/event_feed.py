@@ -22,7 +22,6 @@ endpoint's to disconnect (``AURA_EVENTS_SEND_TIMEOUT``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import weakref
@@ -157,14 +156,17 @@ class EventFeed:
             stream._end()
         self._streams.clear()
         task, self._task = self._task, None
-        if task is not None:
+        # Cancelled again until done: asyncio.wait_for (Python < 3.12) swallows a
+        # cancellation that arrives as the future it waits for completes.
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=0.1)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            logger.error("the event feed had failed", exc_info=task.exception())
 
     async def _follow(self) -> None:
         retry = RETRY_FIRST
-        while True:
+        while not self._stopped:
             try:
                 if self.position is None:
                     self.position = await self._log.last_position()
@@ -431,17 +433,20 @@ class FeedStream:
 
     async def _sleep(self, deadline: float | None) -> bool:
         """Wait for the feed to wake the stream; False when ``deadline`` passed first."""
-        remaining = self._remaining(deadline)
-        if remaining is None:
+        if deadline is None:
             await self._wake.wait()
             return True
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
+        # A timer that wakes the stream, not asyncio.wait_for: before Python 3.12 that
+        # can swallow a cancellation (a client gone) that races the wake-up.
+        timer = asyncio.get_running_loop().call_later(remaining, self._wake.set)
         try:
-            await asyncio.wait_for(self._wake.wait(), remaining)
-        except asyncio.TimeoutError:
-            return False
-        return True
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+        return bool(self._buffer) or not self._joined or time.monotonic() < deadline
 
     async def aclose(self) -> None:
         """Stop following: the feed forgets the stream; iterating ends."""

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sanic import DefaultSanic
 
 from .livekit.models import RoomInfo
+
+if TYPE_CHECKING:
+    from .eventlog import EventLog
 
 __all__ = [
     "EVENTS",
@@ -159,28 +164,68 @@ def subscriber(name: str, handler: Subscriber) -> Callable[..., Awaitable[None]]
     return handle
 
 
-class SignalEvents:
-    """Emits events on an app's signal bus, for the names someone subscribed to."""
+#: Names of the service's own events, which :meth:`SignalEvents.emit` appends to the
+#: event log; ``livekit.*`` events are appended by the webhook receiver, under LiveKit's id.
+OWN_EVENTS_PREFIX = "aura."
+#: Seconds between two "the event log failed" warnings from one worker.
+_WARN_EVERY = 60.0
 
-    def __init__(self, app: DefaultSanic) -> None:
-        """Emit on ``app``; :meth:`listen_to` says which names have subscribers."""
+
+class SignalEvents:
+    """Emits events on an app's signal bus, for the names someone subscribed to.
+
+    With an event log, every one of the service's own events is also appended to it,
+    subscribed to or not, in a task of its own: the request never waits for the log,
+    and a log that fails costs a warning (at most one a minute), never the request.
+    """
+
+    def __init__(self, app: DefaultSanic, log: EventLog | None = None) -> None:
+        """Emit on ``app`` and append to ``log``; :meth:`listen_to` says which names
+        have subscribers."""
         self._app = app
+        self._log = log
         self._names: frozenset[str] = frozenset()
         # Tasks must be referenced until done, or the loop may drop them.
         self._pending: set[asyncio.Task[Any]] = set()
+        self._warned_at = -_WARN_EVERY
+        self._lost = 0
 
     def listen_to(self, names: set[str]) -> None:
         """Set the event names that have at least one subscriber (at set-up)."""
         self._names = frozenset(names)
 
     def emit(self, event: Event) -> None:
-        """Dispatch ``event`` in a task of its own, if anyone listens."""
+        """Append ``event`` to the log and dispatch it (if anyone listens), in tasks."""
+        if self._log is not None and event.name.startswith(OWN_EVENTS_PREFIX):
+            self._track(self._append(self._log, event, time.time()))
         if event.name not in self._names:
             return  # the common case costs one set lookup
-        task = asyncio.get_running_loop().create_task(
+        self._track(
             self._app.dispatch(
                 event.name, context={"event": event}, fail_not_found=False, inline=True
             )
         )
+
+    def _track(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _append(self, log: EventLog, event: Event, at: float) -> None:
+        try:
+            # A fresh id: the service's own events are never delivered twice.
+            await log.append(
+                f"aura-{uuid.uuid4().hex}", event.name, event.room_name, at, event.data()
+            )
+        except Exception as exc:
+            self._lost += 1
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY:
+                self._warned_at = now
+                logger.warning(
+                    "event log: %s not appended (%d lost since the last warning): %s",
+                    event.name,
+                    self._lost,
+                    exc,
+                )
+                self._lost = 0

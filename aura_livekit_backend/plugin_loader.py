@@ -19,6 +19,7 @@ from sanic import Blueprint, DefaultSanic
 from .auth.gate import Gate
 from .auth.policy import Policies
 from .event_feed import EventFeed, NoEventLog
+from .eventlog import EventLog
 from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
@@ -71,6 +72,8 @@ class Services:
     metrics: Metrics | None = None
     #: Authentication, rate limits and policies; ``ctx.add_policy`` adds to its policies.
     gate: Gate | None = None
+    #: The event log, open while the server runs (None where nothing serves: listings).
+    event_log: EventLog | None = None
     #: The worker's one follower of the event log: ``ctx.events`` (None: no log here).
     events: EventFeed | None = None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import (
@@ -224,6 +225,18 @@ class Settings(BaseSettings):
         description="redis:// or rediss:// URL: rate limits shared by every worker and "
         "replica; unset: counted in each worker's memory.",
     )
+    data_dir: Path = Field(
+        Path("aura-data"),
+        description="Directory of the service's own files: the event log (events.sqlite3), "
+        "shared by every worker of this host; relative to the working directory.",
+    )
+    event_log_max_events: int = Field(
+        100_000, ge=1, description="Entries the event log keeps; older ones are dropped."
+    )
+    event_log_max_age: timedelta = Field(
+        timedelta(days=7),
+        description="How long the event log keeps an entry: seconds, or ISO 8601 such as P7D.",
+    )
     duplicate_username: Literal["allow", "reject", "unique"] = Field(
         "allow",
         description="A join whose userName is already connected in the room: allow it "
@@ -330,7 +343,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a path such as /api (or empty for the root)")
         return value
 
-    @field_validator("token_ttl", mode="before")
+    @field_validator("token_ttl", "event_log_max_age", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # The environment holds strings; pydantic reads "3600" as a malformed ISO duration.
@@ -343,6 +356,20 @@ class Settings(BaseSettings):
     def _check_ttl(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 60:
             raise ValueError("must be at least 60 seconds")
+        return value
+
+    @field_validator("event_log_max_age")
+    @classmethod
+    def _check_age(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 60:
+            raise ValueError("must be at least 60 seconds")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _check_data_dir(cls, value: Path) -> Path:
+        if not str(value).strip():
+            raise ValueError("must be a directory path")
         return value
 
     @field_validator("auth_algorithms")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,14 +63,19 @@ TEST_API_KEY = "APIaurakit"
 TEST_API_SECRET = "aura-kit-secret-0123456789abcdefghij"  # noqa: S105 (test-only)
 
 
-def _settings_factory(emulator: LiveKitEmulator) -> Callable[..., Settings]:
-    """``make(**fields)``: settings for ``emulator``, no ``.env``, ``fields`` on top."""
+def _settings_factory(emulator: LiveKitEmulator, data_dir: Path) -> Callable[..., Settings]:
+    """``make(**fields)``: settings for ``emulator``, no ``.env``, ``fields`` on top.
+
+    The event log lives in ``data_dir``, a temporary directory: never in the
+    directory the tests run from.
+    """
 
     def make(**fields: Any) -> Settings:
         values: dict[str, Any] = {
             "livekit_url": emulator.url,
             "livekit_api_key": TEST_API_KEY,
             "livekit_api_secret": TEST_API_SECRET,
+            "data_dir": data_dir,
         }
         values.update(fields)
         return Settings(_env_file=None, **values)
@@ -109,9 +115,14 @@ def livekit_emulator() -> Iterator[LiveKitEmulator]:
 
 
 @pytest.fixture
-def aura_settings(livekit_emulator: LiveKitEmulator) -> Callable[..., Settings]:
-    """``aura_settings(**fields)``: settings for the emulator, no ``.env``, ``fields`` on top."""
-    return _settings_factory(livekit_emulator)
+def aura_settings(
+    livekit_emulator: LiveKitEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
+    """``aura_settings(**fields)``: settings for the emulator, no ``.env``, ``fields`` on top.
+
+    Apps made from them share one event log, in a temporary directory of the test's.
+    """
+    return _settings_factory(livekit_emulator, tmp_path_factory.mktemp("aura-data"))
 
 
 @pytest.fixture
@@ -133,9 +144,11 @@ def module_livekit_emulator() -> Iterator[LiveKitEmulator]:
 
 
 @pytest.fixture(scope="module")
-def module_aura_settings(module_livekit_emulator: LiveKitEmulator) -> Callable[..., Settings]:
+def module_aura_settings(
+    module_livekit_emulator: LiveKitEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
     """``module_aura_settings(**fields)``: as ``aura_settings``, for the module's emulator."""
-    return _settings_factory(module_livekit_emulator)
+    return _settings_factory(module_livekit_emulator, tmp_path_factory.mktemp("aura-data"))
 
 
 @pytest.fixture(scope="module")

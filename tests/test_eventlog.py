@@ -1,0 +1,332 @@
+"""The event log: the same behaviour from SQLite and from Redis Streams.
+
+Each test runs on both backends. "Two workers" are two log objects on one SQLite file
+or one Redis, each with its own connection and, for SQLite, its own thread: what two
+worker processes share is the file or the server, and so do these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from aura_livekit_backend.eventlog import EventLog, EventLogUnavailable
+from aura_livekit_backend.eventlog.factory import build_event_log
+from aura_livekit_backend.eventlog.sqlite import SQLiteEventLog, default_path
+from aura_livekit_backend.events import SignalEvents, TokenMinted
+
+T = TypeVar("T")
+DAY = 86400.0
+SCRIPT = str(Path(sys.executable).with_name("aura-livekit-backend"))
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+class Clock:
+    """A clock the test moves: what retention by age goes by."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Backend:
+    """Makes logs that share one store: one SQLite file."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self.path = tmp_path / "data" / "events.sqlite3"
+        self.clock = Clock()
+
+    def make(self, *, max_events: int = 1000, max_age: float = DAY) -> EventLog:
+        """A new log on the shared store (a worker of its own)."""
+        return SQLiteEventLog(self.path, max_events=max_events, max_age=max_age, clock=self.clock)
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each test once per backend, its store empty."""
+    yield Backend(request.param, tmp_path)
+
+
+async def opened(*logs: EventLog) -> None:
+    for log in logs:
+        await log.open()
+
+
+async def closed(*logs: EventLog) -> None:
+    for log in logs:
+        await log.close()
+
+
+def test_entries_come_back_in_order_with_everything_appended(backend: Backend) -> None:
+    async def main() -> None:
+        log = backend.make()
+        await log.open()
+        try:
+            assert await log.last_position() == 0
+            assert await log.read(0, 10) == []
+            first = await log.append("a", "livekit.room.started", "r1", 1.5, {"n": [1, "x"]})
+            second = await log.append("b", "aura.token.minted", None, 2.0, {})
+            assert first is not None and second is not None and second > first > 0
+            events = await log.read(0, 10)
+            assert [(e.position, e.id, e.name, e.room, e.at, dict(e.data)) for e in events] == [
+                (first, "a", "livekit.room.started", "r1", 1.5, {"n": [1, "x"]}),
+                (second, "b", "aura.token.minted", None, 2.0, {}),
+            ]
+            assert await log.last_position() == second
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_an_id_already_in_the_log_appends_nothing_whichever_worker_sees_it(
+    backend: Backend,
+) -> None:
+    async def main() -> None:
+        one, two = backend.make(), backend.make()
+        await opened(one, two)
+        try:
+            position = await one.append("evt-1", "livekit.room.started", "r", 1.0, {"v": 1})
+            assert position is not None
+            assert await one.append("evt-1", "livekit.room.started", "r", 1.0, {"v": 2}) is None
+            assert await two.append("evt-1", "livekit.room.started", "r", 1.0, {"v": 3}) is None
+            # Two deliveries at once, in one worker: one wins.
+            both = await asyncio.gather(
+                two.append("evt-2", "x.y.z", None, 1.0, {}),
+                two.append("evt-2", "x.y.z", None, 1.0, {}),
+            )
+            assert both.count(None) == 1
+            events = await two.read(0, 10)
+            assert [(e.id, dict(e.data)) for e in events] == [("evt-1", {"v": 1}), ("evt-2", {})]
+        finally:
+            await closed(one, two)
+
+    run(main())
+
+
+def test_positions_only_grow_across_two_workers(backend: Backend) -> None:
+    async def main() -> None:
+        one, two = backend.make(), backend.make()
+        await opened(one, two)
+        try:
+            positions = []
+            for n in range(20):
+                log = one if n % 2 else two
+                positions.append(await log.append(f"e{n}", "x.y.z", None, n, {"n": n}))
+            concurrent = await asyncio.gather(
+                *((one if n % 2 else two).append(f"c{n}", "x.y.z", None, n, {}) for n in range(50))
+            )
+            assert positions == sorted(positions)
+            assert len(set(positions + concurrent)) == 70
+            assert min(concurrent) > max(positions)  # type: ignore[type-var]
+            events = await one.read(0, 100)
+            assert [e.position for e in events] == sorted(positions + concurrent)  # type: ignore[type-var]
+            assert [e.id for e in events[:20]] == [f"e{n}" for n in range(20)]
+            assert await two.last_position() == events[-1].position
+        finally:
+            await closed(one, two)
+
+    run(main())
+
+
+def test_read_after_a_position_up_to_a_limit(backend: Backend) -> None:
+    async def main() -> None:
+        log = backend.make()
+        await log.open()
+        try:
+            positions = [await log.append(f"e{n}", "x.y.z", None, n, {}) for n in range(10)]
+            page = await log.read(positions[2], 3)  # type: ignore[arg-type]
+            assert [e.id for e in page] == ["e3", "e4", "e5"]
+            assert await log.read(positions[-1], 10) == []  # type: ignore[arg-type]
+            assert len(await log.read(0, 1000)) == 10
+            assert await log.read(0, 0) == []
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_wait_wakes_when_another_worker_appends(backend: Backend) -> None:
+    async def main() -> None:
+        writer, reader = backend.make(), backend.make()
+        await opened(writer, reader)
+        try:
+            last = await reader.last_position()
+            waiting = asyncio.create_task(reader.wait(last, timeout=60))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            await writer.append("from-the-other", "x.y.z", None, 1.0, {})
+            # Bounded: a wait that never wakes fails here, not after 60 s.
+            await asyncio.wait_for(waiting, 10)
+            assert [e.id for e in await reader.read(last, 10)] == ["from-the-other"]
+        finally:
+            await closed(writer, reader)
+
+    run(main())
+
+
+def test_wait_returns_at_once_for_a_known_entry_and_at_the_timeout_otherwise(
+    backend: Backend,
+) -> None:
+    async def main() -> None:
+        log = backend.make()
+        await log.open()
+        try:
+            position = await log.append("a", "x.y.z", None, 1.0, {})
+            assert position is not None
+            await asyncio.wait_for(log.wait(position - 1, timeout=60), 10)
+            started = time.monotonic()
+            await log.wait(position, timeout=0.2)
+            assert time.monotonic() - started >= 0.2
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_retention_keeps_the_newest_entries_by_count(backend: Backend) -> None:
+    async def main() -> None:
+        one, two = backend.make(max_events=5), backend.make(max_events=5)
+        await opened(one, two)
+        try:
+            for n in range(12):
+                await (one if n % 3 else two).append(f"e{n}", "x.y.z", None, n, {})
+            assert [e.id for e in await one.read(0, 100)] == [f"e{n}" for n in range(7, 12)]
+            # Positions go on from where they were, whatever was dropped.
+            assert await two.append("next", "x.y.z", None, 1.0, {}) == 13
+        finally:
+            await closed(one, two)
+
+    run(main())
+
+
+def test_retention_drops_entries_older_than_the_age(backend: Backend) -> None:
+    async def main() -> None:
+        log = backend.make(max_age=3600)
+        await log.open()
+        try:
+            for n in range(5):
+                await log.append(f"old{n}", "x.y.z", None, n, {})
+            backend.clock.now += 1800
+            await log.append("half", "x.y.z", None, 1.0, {})
+            assert len(await log.read(0, 100)) == 6
+            backend.clock.now += 1801  # the first five are over an hour old now
+            await log.append("new", "x.y.z", None, 1.0, {})
+            assert [e.id for e in await log.read(0, 100)] == ["half", "new"]
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_the_service_events_land_in_the_log(serve, tmp_path: Path) -> None:
+    client = serve(data_dir=tmp_path / "data")
+    room = client.post("/api/room/create", json={"userName": "host"}).json
+
+    async def logged() -> list[tuple[str, str | None]]:
+        log = SQLiteEventLog(default_path(tmp_path / "data"), max_events=1000, max_age=DAY)
+        await log.open()
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                events = await log.read(0, 100)
+                if len(events) >= 2 or time.monotonic() > deadline:
+                    return [(e.name, e.room) for e in events]
+                await asyncio.sleep(0.02)
+        finally:
+            await log.close()
+
+    assert run(logged()) == [
+        ("aura.room.created", room["roomId"]),
+        ("aura.token.minted", room["roomId"]),
+    ]
+
+
+class FailingLog:
+    """An event log that cannot be written."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def append(self, *args: object) -> int | None:
+        self.calls += 1
+        raise EventLogUnavailable("disk full")
+
+
+def test_a_failing_log_is_one_warning_and_fails_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = FailingLog()
+
+    async def main() -> None:
+        events = SignalEvents(app=None, log=log)  # type: ignore[arg-type]
+        for n in range(3):
+            events.emit(TokenMinted(room="r", identity=f"u{n}", display_name="U"))
+        for _ in range(100):
+            if log.calls == 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+
+    with caplog.at_level(logging.WARNING, logger="aura_livekit_backend.events"):
+        run(main())
+    assert log.calls == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "aura.token.minted" in warnings[0] and "disk full" in warnings[0]
+
+
+def test_an_unwritable_data_dir_fails_open_naming_the_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+
+    async def main() -> str:
+        log = SQLiteEventLog(blocker / "events.sqlite3", max_events=10, max_age=DAY)
+        with pytest.raises(EventLogUnavailable) as failure:
+            await log.open()
+        await log.close()
+        return str(failure.value)
+
+    message = run(main())
+    assert "AURA_DATA_DIR" in message and str(blocker) in message
+    assert "\n" not in message
+
+
+def test_the_settings_choose_sqlite_in_the_data_dir(make_settings, tmp_path: Path) -> None:
+    log = build_event_log(make_settings(data_dir=tmp_path / "d"))
+    assert isinstance(log, SQLiteEventLog)
+    assert log.path == tmp_path / "d" / "events.sqlite3"
+    assert not (tmp_path / "d").exists()  # the factory does no I/O
+
+
+@pytest.mark.processes
+def test_an_unwritable_data_dir_is_one_line_at_start_up(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = subprocess.run(
+        [SCRIPT, "--dev"],
+        env={**os.environ, "AURA_DATA_DIR": str(blocker / "data")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("aura-livekit-backend: error: cannot open the event log ")
+    assert "AURA_DATA_DIR" in lines[0] and str(blocker) in lines[0]
