@@ -273,13 +273,18 @@ def _serve_metrics(settings: Settings) -> None:
 
 def list_plugins(settings: Settings, out: TextIO = sys.stdout) -> int:
     """Print every installed plugin: name, distribution, version, enabled, routes."""
+    from .eventlog.factory import build_event_log
     from .livekit import LiveKit
     from .metrics import Metrics
     from .plugin_loader import PluginError, Services, discover, select, set_up
 
     # The same parts a worker gets (built, never opened), so every route shows: the
     # metrics plugin's /metrics needs metrics to exist.
-    services = Services(LiveKit(settings), Metrics() if settings.metrics else None)
+    services = Services(
+        LiveKit(settings),
+        Metrics() if settings.metrics else None,
+        event_log=build_event_log(settings),
+    )
     status = 0
     for source, enabled in select(discover(), settings):
         state = "enabled" if enabled else "disabled"

@@ -219,7 +219,7 @@ def set_up(
         joins=livekit.joins,
         livekit=livekit.gateway,
         metrics=services.metrics,
-        events=services.events if services.events is not None else EventFeed(NoEventLog()),
+        events=services.events or EventFeed(services.event_log or NoEventLog()),
         # The worker's one policy chain: ctx.add_policy adds to what the joins consult.
         policies=services.gate.policies if services.gate is not None else Policies(),
     )

@@ -222,8 +222,9 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = Field(
         None,
-        description="redis:// or rediss:// URL: rate limits shared by every worker and "
-        "replica; unset: counted in each worker's memory.",
+        description="redis:// or rediss:// URL: rate limits and the event log shared by every "
+        "worker and replica; unset: limits counted in each worker's memory, the event log in "
+        "AURA_DATA_DIR.",
     )
     data_dir: Path = Field(
         Path("aura-data"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.eventlog import EventLog, EventLogUnavailable
 from aura_livekit_backend.eventlog.factory import build_event_log
-from aura_livekit_backend.eventlog.sqlite import SQLiteEventLog, default_path
+from aura_livekit_backend.eventlog.redis import RedisEventLog
+from aura_livekit_backend.eventlog.sqlite import SQLiteEventLog
 from aura_livekit_backend.events import SignalEvents, TokenMinted
 
 T = TypeVar("T")
@@ -44,22 +47,32 @@ class Clock:
 
 
 class Backend:
-    """Makes logs that share one store: one SQLite file."""
+    """Makes logs that share one store: one SQLite file, or one Redis."""
 
-    def __init__(self, kind: str, tmp_path: Path) -> None:
+    def __init__(self, kind: str, tmp_path: Path, redis_url: str = "") -> None:
         self.kind = kind
         self.path = tmp_path / "data" / "events.sqlite3"
+        self.redis_url = redis_url
         self.clock = Clock()
 
     def make(self, *, max_events: int = 1000, max_age: float = DAY) -> EventLog:
         """A new log on the shared store (a worker of its own)."""
+        if self.kind == "redis":
+            return RedisEventLog(
+                self.redis_url, max_events=max_events, max_age=max_age, clock=self.clock
+            )
         return SQLiteEventLog(self.path, max_events=max_events, max_age=max_age, clock=self.clock)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Each test once per backend, its store empty."""
-    yield Backend(request.param, tmp_path)
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.flush()
+        yield Backend("redis", tmp_path, server.url)
+    else:
+        yield Backend("sqlite", tmp_path)
 
 
 async def opened(*logs: EventLog) -> None:
@@ -140,6 +153,23 @@ def test_positions_only_grow_across_two_workers(backend: Backend) -> None:
             assert await two.last_position() == events[-1].position
         finally:
             await closed(one, two)
+
+    run(main())
+
+
+def test_one_workers_appends_keep_the_order_they_were_made_in(backend: Backend) -> None:
+    async def main() -> None:
+        log = backend.make()
+        await log.open()
+        try:
+            # Made at once (the service's own events are appended from tasks like these).
+            positions = await asyncio.gather(
+                *(log.append(f"e{n}", "x.y.z", None, n, {}) for n in range(200))
+            )
+            assert positions == sorted(positions)  # type: ignore[type-var]
+            assert [e.id for e in await log.read(0, 1000)] == [f"e{n}" for n in range(200)]
+        finally:
+            await log.close()
 
     run(main())
 
@@ -234,27 +264,38 @@ def test_retention_drops_entries_older_than_the_age(backend: Backend) -> None:
     run(main())
 
 
-def test_the_service_events_land_in_the_log(serve, tmp_path: Path) -> None:
-    client = serve(data_dir=tmp_path / "data")
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_service_events_land_in_the_log(
+    kind: str, serve, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    backend = Backend(kind, tmp_path)
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.flush()
+        backend.redis_url = server.url
+        client = serve(redis_url=server.url)
+    else:
+        client = serve(data_dir=backend.path.parent)
     room = client.post("/api/room/create", json={"userName": "host"}).json
 
-    async def logged() -> list[tuple[str, str | None]]:
-        log = SQLiteEventLog(default_path(tmp_path / "data"), max_events=1000, max_age=DAY)
+    async def logged() -> list[tuple[str, str | None, str]]:
+        log = backend.make()
         await log.open()
         try:
             deadline = time.monotonic() + 10
             while True:
                 events = await log.read(0, 100)
                 if len(events) >= 2 or time.monotonic() > deadline:
-                    return [(e.name, e.room) for e in events]
+                    return [(e.name, e.room, e.id) for e in events]
                 await asyncio.sleep(0.02)
         finally:
             await log.close()
 
-    assert run(logged()) == [
-        ("aura.room.created", room["roomId"]),
-        ("aura.token.minted", room["roomId"]),
-    ]
+    # On the app's loop, which runs only while the client waits: its append tasks too.
+    (created, created_room, one), (minted, minted_room, two) = client.run(logged())
+    assert (created, created_room) == ("aura.room.created", room["roomId"])
+    assert (minted, minted_room) == ("aura.token.minted", room["roomId"])
+    assert one != two and one.startswith("aura-")
 
 
 class FailingLog:
@@ -330,3 +371,156 @@ def test_an_unwritable_data_dir_is_one_line_at_start_up(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("aura-livekit-backend: error: cannot open the event log ")
     assert "AURA_DATA_DIR" in lines[0] and str(blocker) in lines[0]
+
+
+def test_the_settings_choose_redis_with_a_redis_url(make_settings) -> None:
+    log = build_event_log(make_settings(redis_url="redis://127.0.0.1:1/0"))
+    assert isinstance(log, RedisEventLog)
+
+
+def _silent_server() -> tuple[socket.socket, str]:
+    """A port that accepts connections and never answers: a Redis that hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    return listener, f"redis://:hunter2@127.0.0.1:{listener.getsockname()[1]}/0"
+
+
+@pytest.mark.parametrize("redis", ["refused", "silent"])
+def test_a_redis_that_is_down_is_unavailable_at_once(redis: str) -> None:
+    listener, url = (
+        _silent_server()
+        if redis == "silent"
+        else (None, f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    )
+
+    async def main() -> list[str]:
+        log = RedisEventLog(url, max_events=10, max_age=DAY)
+        await log.open()  # connects lazily: a Redis that is down does not stop a worker
+        failures = []
+        try:
+            for call in (
+                log.append("a", "x.y.z", None, 1.0, {}),
+                log.read(0, 10),
+                log.last_position(),
+            ):
+                with pytest.raises(EventLogUnavailable) as failure:
+                    # Bounded: a call that hangs fails here with TimeoutError.
+                    await asyncio.wait_for(call, 5)
+                failures.append(str(failure.value))
+            await asyncio.wait_for(log.wait(0, timeout=0.3), 5)  # times out, never raises
+        finally:
+            await log.close()
+        return failures
+
+    try:
+        failures = run(main())
+    finally:
+        if listener is not None:
+            listener.close()
+    for message in failures:
+        assert message.startswith("Redis (AURA_REDIS_URL) is unavailable")
+        assert "hunter2" not in message
+
+
+def test_the_log_recovers_when_redis_comes_back(own_redis) -> None:
+    async def main() -> None:
+        log = RedisEventLog(own_redis.url, max_events=10, max_age=DAY)
+        await log.open()
+        try:
+            assert await log.append("before", "x.y.z", None, 1.0, {}) == 1
+            own_redis.stop()
+            with pytest.raises(EventLogUnavailable):
+                await asyncio.wait_for(log.append("during", "x.y.z", None, 1.0, {}), 5)
+            own_redis.start()  # an empty Redis (the test's has no persistence)
+            assert await log.append("after", "x.y.z", None, 1.0, {}) == 1
+            assert [e.id for e in await log.read(0, 10)] == ["after"]
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_a_redis_that_lost_its_scripts_gets_them_again(redis_server) -> None:
+    import redis
+
+    redis_server.flush()
+
+    async def main() -> list[int | None]:
+        log = RedisEventLog(redis_server.url, max_events=10, max_age=DAY)
+        await log.open()
+        try:
+            first = await log.append("a", "x.y.z", None, 1.0, {})
+            with redis.Redis.from_url(redis_server.url) as client:
+                client.script_flush()
+            return [first, await log.append("b", "x.y.z", None, 1.0, {})]
+        finally:
+            await log.close()
+
+    assert run(main()) == [1, 2]
+
+
+WRITER = """
+import asyncio, sys
+from pathlib import Path
+from aura_livekit_backend.eventlog.sqlite import SQLiteEventLog
+
+async def main():
+    log = SQLiteEventLog(Path(sys.argv[1]), max_events=100_000, max_age=86400)
+    await log.open()
+    positions = await asyncio.gather(
+        *(log.append(f"{sys.argv[2]}-{n}", "x.y.z", None, n, {}) for n in range(300))
+    )
+    await log.close()
+    print(",".join(map(str, positions)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.processes
+def test_two_worker_processes_write_one_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), name], stdout=subprocess.PIPE, text=True
+        )
+        for name in ("one", "two")
+    ]
+    outputs = [writer.communicate(timeout=60)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0]
+    one, two = ([int(p) for p in output.strip().split(",")] for output in outputs)
+    assert one == sorted(one) and two == sorted(two)
+    assert sorted(one + two) == list(range(1, 601))
+
+    async def read() -> list[str]:
+        log = SQLiteEventLog(path, max_events=100_000, max_age=DAY)
+        await log.open()
+        try:
+            return [e.id for e in await log.read(0, 1000)]
+        finally:
+            await log.close()
+
+    ids = run(read())
+    assert sorted(ids) == sorted(f"{name}-{n}" for name in ("one", "two") for n in range(300))
+
+
+def test_the_retention_settings_read_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from aura_livekit_backend.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "P2D")
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_EVENTS", "500")
+    settings = load_settings()
+    assert settings.event_log_max_age == timedelta(days=2)
+    assert settings.event_log_max_events == 500
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "3600")
+    assert load_settings().event_log_max_age == timedelta(hours=1)
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "30")
+    with pytest.raises(SettingsError, match="AURA_EVENT_LOG_MAX_AGE: must be at least 60"):
+        load_settings()
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_AGE", "60")
+    monkeypatch.setenv("AURA_EVENT_LOG_MAX_EVENTS", "0")
+    with pytest.raises(SettingsError, match="AURA_EVENT_LOG_MAX_EVENTS"):
+        load_settings()

@@ -77,7 +77,9 @@ def _describe(exc: BaseException) -> str:
 def _connect(path: Path, setting: str) -> sqlite3.Connection:
     """Open (creating it if need be) the log's file, in WAL mode, with its table."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the service's user may read a directory it makes: the log names rooms
+        # and people. One that exists is left as it is.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Autocommit: transactions are begun and committed explicitly.
         connection = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -86,22 +88,39 @@ def _connect(path: Path, setting: str) -> sqlite3.Connection:
         raise EventLogUnavailable(
             f"cannot open the event log {path} ({setting}): {_describe(exc)}"
         ) from exc
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     try:
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"the file system gives journal mode {mode}, not WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute(_SCHEMA)
-        # The last step writes: a file that can be read but not written fails here.
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("COMMIT")
+        while True:
+            try:
+                _set_up(connection)
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL while another worker does the same fails
+                # at once ("database is locked"): SQLite's busy handler does not wait
+                # there, so this does.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
     except sqlite3.Error as exc:
         connection.close()
         raise EventLogUnavailable(
             f"cannot write the event log {path} ({setting}): {_describe(exc)}"
         ) from exc
     return connection
+
+
+def _set_up(connection: sqlite3.Connection) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"the file system gives journal mode {mode}, not WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute(_SCHEMA)
+    # The last step writes: a file that can be read but not written fails here.
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("COMMIT")
 
 
 def prepare(path: Path, setting: str = "AURA_DATA_DIR") -> None:
