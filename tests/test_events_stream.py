@@ -426,3 +426,17 @@ def test_stopping_the_feed_ends_open_streams_cleanly(events_app) -> None:
 
     seen = client.run(run())
     assert seen[0]["comments"] == ["connected"] and len(seen) == 1
+
+
+def test_the_openapi_document_describes_both_answers(events_app) -> None:
+    client = events_app()
+    document = client.get("/docs/openapi.json").json
+    operation = document["paths"]["/api/events"]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert set(content) == {"text/event-stream", "application/json"}
+    page = content["application/json"]["schema"]
+    assert set(page["properties"]) == {"events", "next"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "after", "limit", "room", "type", "Last-Event-ID",
+    }  # fmt: skip
+    assert {"400", "401", "403", "503"} <= set(operation["responses"])
