@@ -440,3 +440,22 @@ def test_the_openapi_document_describes_both_answers(events_app) -> None:
         "after", "limit", "room", "type", "Last-Event-ID",
     }  # fmt: skip
     assert {"400", "401", "403", "503"} <= set(operation["responses"])
+
+
+def test_a_stream_outlives_the_request_deadline(events_app) -> None:
+    # AURA_REQUEST_TIMEOUT bounds how long a request takes to arrive, not how long
+    # its answer may stream: heartbeats keep coming well past it.
+    client = events_app(request_timeout=0.3, events_heartbeat=0.05)
+
+    async def run() -> int:
+        async with sse(client) as reader:
+            started = asyncio.get_running_loop().time()
+            beats = 0
+            while asyncio.get_running_loop().time() - started < 1.5:
+                frame = await reader.frame()
+                beats += frame["comments"].count("heartbeat")
+            await append(client, 1)
+            await reader.events(1)
+        return beats
+
+    assert client.run(run()) > 1
