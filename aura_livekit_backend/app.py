@@ -137,7 +137,7 @@ def create_app(
     sources = discover() if plugins is None else given(plugins)
     app.ctx.gate = gate
     app.ctx.plugins = mount_plugins(
-        app, sources, settings, Services(livekit, metrics, gate, event_log, feed)
+        app, sources, settings, Services(livekit, metrics, gate, event_log, events=feed)
     )
     events.listen_to({name for mounted in app.ctx.plugins for name in mounted.subscriptions})
     install_access(app, gate.keys, gate)
