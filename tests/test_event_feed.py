@@ -318,3 +318,35 @@ def test_no_event_log_refuses_politely() -> None:
             await feed.follow().next(timeout=0.1)
 
     asyncio.run(run())
+
+
+def test_the_lag_says_how_far_the_feed_is_behind_and_back_to_zero() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.lags: list[int] = []
+            self.delivered = 0
+
+        def feed_lag(self, entries: int) -> None:
+            self.lags.append(entries)
+
+        def events_fanned_out(self, delivered: int, dropped: int) -> None:
+            self.delivered += delivered
+
+    async def run() -> Recorder:
+        log = MemoryLog()
+        recorder = Recorder()
+        feed = EventFeed(log, read_batch=2, metrics=recorder)  # type: ignore[arg-type]
+        feed.start()
+        await settle()
+        stream = feed.follow()
+        assert await stream.next(timeout=0.01) is None
+        await add(log, 7)  # all at once: more than one batch behind
+        assert await take(stream, 7) == list(range(1, 8))
+        await settle()
+        await feed.stop()
+        return recorder
+
+    recorder = asyncio.run(run())
+    assert 5 in recorder.lags  # after the first batch of 2: 5 more in the log
+    assert recorder.lags[-1] == 0
+    assert recorder.delivered == 7
