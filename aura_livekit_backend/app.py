@@ -24,6 +24,7 @@ from .access import install as install_access
 from .auth.gate import Gate
 from .docs_page import install as install_docs_page
 from .errors import JsonErrorHandler
+from .event_feed import EventFeed
 from .eventlog.factory import build_event_log
 from .events import SignalEvents
 from .http_limits import GuardedSanic
@@ -125,6 +126,9 @@ def create_app(
     # Built here, opened per worker below: SQLite in AURA_DATA_DIR, or Redis Streams.
     event_log = build_event_log(settings)
     app.ctx.event_log = event_log
+    # The worker's one reader of the log, fanning entries out to ctx.events' followers.
+    feed = EventFeed(event_log, buffer=settings.events_buffer, metrics=metrics)
+    app.ctx.event_feed = feed
     events = SignalEvents(app, event_log)
     gate = Gate(settings)
     livekit = LiveKit(settings, observer=metrics, events=events, gate=gate)
@@ -143,6 +147,7 @@ def create_app(
             gate,
             event_log,
             webhooks=WebhookIngest(livekit.webhooks, event_log, events, counter=metrics),
+            events=feed,
         ),
     )
     events.listen_to({name for mounted in app.ctx.plugins for name in mounted.subscriptions})
@@ -155,6 +160,17 @@ def create_app(
     @app.after_server_stop
     async def close_event_log(app: DefaultSanic) -> None:
         await event_log.close()
+
+    # Once every before_server_start listener ran: the log is open by then.
+    @app.after_server_start
+    async def start_feed(app: DefaultSanic) -> None:
+        feed.start()
+
+    # Before Sanic waits for open connections to finish: the event streams end here,
+    # so a stop is not held up by clients that would listen for ever.
+    @app.before_server_stop
+    async def stop_feed(app: DefaultSanic) -> None:
+        await feed.stop()
 
     @app.before_server_start
     async def open_livekit(app: DefaultSanic) -> None:

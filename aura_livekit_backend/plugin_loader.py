@@ -18,6 +18,7 @@ from sanic import Blueprint, DefaultSanic
 
 from .auth.gate import Gate
 from .auth.policy import Policies
+from .event_feed import EventFeed, NoEventLog
 from .eventlog import EventLog
 from .events import NoEvents
 from .livekit import LiveKit
@@ -77,6 +78,8 @@ class Services:
     event_log: EventLog | None = None
     #: Takes in LiveKit's webhooks (None where nothing serves: one with no log is made).
     webhooks: WebhookIngest | None = None
+    #: The worker's one follower of the event log: ``ctx.events`` (None: no log here).
+    events: EventFeed | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,7 @@ def set_up(
         livekit=livekit.gateway,
         metrics=services.metrics,
         webhooks=services.webhooks or WebhookIngest(livekit.webhooks, None, NoEvents()),
+        events=services.events or EventFeed(services.event_log or NoEventLog()),
         # The worker's one policy chain: ctx.add_policy adds to what the joins consult.
         policies=services.gate.policies if services.gate is not None else Policies(),
     )
