@@ -33,6 +33,7 @@ from .metrics import Metrics
 from .observability import install as install_observability
 from .plugin import Plugin
 from .plugin_loader import Services, discover, given, mount_plugins
+from .schemas import room_json
 from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["APP_NAME", "create_app"]
@@ -122,7 +123,7 @@ def create_app(
     metrics = Metrics() if settings.metrics else None
     events = SignalEvents(app)
     gate = Gate(settings)
-    livekit = LiveKit(settings, observer=metrics, events=events, gate=gate)
+    livekit = LiveKit(settings, observer=metrics, events=events, gate=gate, encode_room=room_json)
     app.ctx.settings = settings
     app.ctx.livekit = livekit
     install_observability(app, settings, metrics)
