@@ -347,3 +347,30 @@ def test_a_long_list_is_sent_whole_and_matches_its_pages(serve, livekit_emulator
         if cursor is None:
             break
     assert walked == everything["rooms"]
+
+
+def test_a_new_listing_converts_and_encodes_only_the_rooms_that_changed():
+    encoded: list[str] = []
+
+    def encode(room: RoomInfo) -> bytes:
+        encoded.append(room.name)
+        return room_json(room)
+
+    rooms = [proto(f"r{n}", 1000 + n) for n in range(10)]
+
+    async def every_room() -> list[api.Room]:
+        return list(rooms)
+
+    async def scenario() -> RoomSnapshot:
+        listing = SharedListing(every_room, keep_seconds=0, encode=encode)
+        await listing.snapshot()
+        rooms[3] = proto("r3", 1003, people=2)  # someone joined
+        rooms.append(proto("new", 5000))
+        del rooms[0]
+        return await listing.snapshot()
+
+    snapshot = asyncio.run(scenario())
+    assert encoded == [f"r{n}" for n in range(10)] + ["r3", "new"]
+    assert names(snapshot) == [f"r{n}" for n in range(1, 10)] + ["new"]
+    assert decoded(snapshot) == [room_reply(room) for room in snapshot.rooms]
+    assert snapshot.named("r3").num_participants == 2
