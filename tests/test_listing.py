@@ -374,3 +374,11 @@ def test_a_new_listing_converts_and_encodes_only_the_rooms_that_changed():
     assert names(snapshot) == [f"r{n}" for n in range(1, 10)] + ["new"]
     assert decoded(snapshot) == [room_reply(room) for room in snapshot.rooms]
     assert snapshot.named("r3").num_participants == 2
+
+
+def test_the_whole_list_of_a_taught_snapshot_is_joined_once_too():
+    _, learnt = taught(
+        [proto("a", 1000), proto("b", 2000)], lambda listing: listing.learn_finished("a")
+    )
+    assert learnt.json() is learnt.json()
+    assert [r["roomId"] for r in decoded(learnt)] == ["b"]
