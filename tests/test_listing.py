@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ import pytest
 from livekit import api
 
 from aura_livekit_backend.emulator import LiveKitEmulator
+from aura_livekit_backend.livekit import listing as listing_module
 from aura_livekit_backend.livekit.listing import RoomSnapshot, SharedListing
 from aura_livekit_backend.livekit.metadata import room_info
 from aura_livekit_backend.livekit.models import RoomInfo
@@ -161,23 +161,29 @@ def test_the_cache_forgets_every_sid_of_a_closed_room_by_name():
 # -- the shared listing ------------------------------------------------------------------
 
 
-def test_a_snapshot_is_built_and_encoded_off_the_event_loop():
-    threads: set[int] = set()
+def test_a_snapshot_is_built_a_slice_at_a_time(monkeypatch):
+    rooms = [proto(f"r{n:04d}", 1000 + n) for n in range(1024)]
 
-    def encode(room: RoomInfo) -> bytes:
-        threads.add(threading.get_ident())
-        return room_json(room)
-
-    async def listed() -> list[api.Room]:
-        return [proto(f"r{n}", 1000 + n) for n in range(20)]
+    async def every_room() -> list[api.Room]:
+        return rooms
 
     async def scenario() -> tuple[int, RoomSnapshot]:
-        listing = SharedListing(listed, keep_seconds=60, encode=encode)
-        return threading.get_ident(), await listing.snapshot()
+        listing = SharedListing(every_room, keep_seconds=60, encode=room_json)
+        taking = asyncio.ensure_future(listing.snapshot())
+        turns = 0  # how often the loop ran something else while the snapshot was built
+        while not taking.done():
+            await asyncio.sleep(0)
+            turns += 1
+        return turns, taking.result()
 
-    loop_thread, snapshot = asyncio.run(scenario())
-    assert snapshot.total == 20 and len(decoded(snapshot)) == 20
-    assert threads and loop_thread not in threads
+    # Slices of an hour: the build never pauses; of 0 s: after every step of 64 rooms.
+    # (The service's 2 ms lies between.)
+    monkeypatch.setattr(listing_module, "_SLICE_SECONDS", 3600.0)
+    whole, snapshot = asyncio.run(scenario())
+    monkeypatch.setattr(listing_module, "_SLICE_SECONDS", 0.0)
+    sliced, again = asyncio.run(scenario())
+    assert sliced - whole >= 1024 // 64
+    assert snapshot.json() == again.json() and again.total == 1024
 
 
 def test_what_is_learnt_while_a_listing_is_in_flight_is_learnt_again_on_its_answer():
