@@ -388,3 +388,18 @@ def test_the_whole_list_of_a_taught_snapshot_is_joined_once_too():
     )
     assert learnt.json() is learnt.json()
     assert [r["roomId"] for r in decoded(learnt)] == ["b"]
+
+
+def test_what_a_plugin_derives_is_kept_per_snapshot_and_follows_the_lessons():
+    calls: list[int] = []
+
+    def derive(snapshot: RoomSnapshot) -> list[str]:
+        calls.append(snapshot.version)
+        return names(snapshot)
+
+    snapshot, learnt = taught(
+        [proto("a", 1000), proto("b", 2000)], lambda listing: listing.learn_finished("a")
+    )
+    assert snapshot.memo("k", derive) == ["a", "b"] == snapshot.memo("k", derive)
+    assert learnt.memo("k", derive) == ["b"]
+    assert calls == [snapshot.version, learnt.version]
