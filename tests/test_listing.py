@@ -403,3 +403,28 @@ def test_what_a_plugin_derives_is_kept_per_snapshot_and_follows_the_lessons():
     assert snapshot.memo("k", derive) == ["a", "b"] == snapshot.memo("k", derive)
     assert learnt.memo("k", derive) == ["b"]
     assert calls == [snapshot.version, learnt.version]
+
+
+def test_lessons_nobody_reads_do_not_pile_up(monkeypatch):
+    monkeypatch.setattr(listing_module, "_MOST_UNAPPLIED", 5)
+    calls = 0
+
+    async def every_room() -> list[api.Room]:
+        nonlocal calls
+        calls += 1
+        return [proto("a", 1000, people=0)]
+
+    async def scenario() -> tuple[RoomSnapshot, int]:
+        listing = SharedListing(every_room, keep_seconds=60, encode=room_json)
+        await listing.snapshot()
+        for count in range(1, 5):
+            listing.learn_participants("a", count)
+        kept = await listing.snapshot()  # four lessons: learnt, not listed again
+        assert (calls, kept.room_at(0).num_participants) == (1, 4)
+        for count in range(6):
+            listing.learn_participants("a", count + 10)
+        assert len(listing._unapplied) == 0  # six unread lessons: the snapshot dropped
+        return await listing.snapshot(), calls
+
+    snapshot, calls = asyncio.run(scenario())
+    assert calls == 2 and snapshot.room_at(0).num_participants == 0  # LiveKit's word

@@ -43,6 +43,8 @@ _versions = itertools.count(1)
 #: whenever it has worked ``_SLICE_SECONDS`` since the last.
 _STEP = 64
 _SLICE_SECONDS = 0.002
+#: Lessons kept for a snapshot nobody reads; past this it is dropped instead.
+_MOST_UNAPPLIED = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -336,6 +338,10 @@ class SharedListing:
         # is next read, not one each.
         if self._snapshot is not None:
             self._unapplied.append(change)
+            if len(self._unapplied) > _MOST_UNAPPLIED:
+                # Nobody has read for a long while: the next reader lists afresh
+                # rather than this list growing without end.
+                self._snapshot, self._unapplied = None, []
         if self._learning is not None:
             self._learning.append(change)
 
