@@ -35,6 +35,7 @@ from .metrics import Metrics
 from .observability import install as install_observability
 from .plugin import Plugin
 from .plugin_loader import Services, discover, given, mount_plugins
+from .schemas import room_json
 from .settings import Settings, SettingsError, load_settings
 from .webhooks import WebhookIngest
 
@@ -131,7 +132,7 @@ def create_app(
     app.ctx.event_feed = feed
     events = SignalEvents(app, event_log)
     gate = Gate(settings)
-    livekit = LiveKit(settings, observer=metrics, events=events, gate=gate)
+    livekit = LiveKit(settings, observer=metrics, events=events, gate=gate, encode_room=room_json)
     app.ctx.settings = settings
     app.ctx.livekit = livekit
     install_observability(app, settings, metrics)

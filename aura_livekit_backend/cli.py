@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import errno
+import gc
 import ipaddress
 import logging
 import logging.config
@@ -357,9 +358,22 @@ def app_for_process(settings: Settings) -> Any:
         os.environ["SANIC_WORKER_NAME"] = name
         os.environ["SANIC_WORKER_IDENTIFIER"] = f"{WorkerProcess.SERVER_IDENTIFIER}{number:2}"
     app = create_app(settings)
+    app.after_server_start(_freeze_start_up)
     # Registered last: it runs just before Sanic acknowledges the start-up.
     app.before_server_start(_wait_until_registered)
     return app
+
+
+async def _freeze_start_up(app: Any) -> None:
+    """Keep what a worker's start-up made out of every later garbage collection.
+
+    Modules, the app and its plugins are ~100,000 objects that live as long as the
+    worker, and every full collection walked them all: 60-70 ms on the event loop,
+    once every few room listings with 10,000 rooms (each leaves ~20,000 new objects
+    behind). Frozen, a full collection walks only what was made since: about 1 ms.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 #: How long a worker waits for the main process to record it (a few ms, normally).

@@ -13,6 +13,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field
 from sanic_ext import openapi
 
@@ -26,6 +27,7 @@ __all__ = [
     "json_content",
     "json_reply",
     "json_schema",
+    "room_json",
     "room_reply",
 ]
 
@@ -142,6 +144,11 @@ def room_reply(room: RoomInfo) -> dict[str, object]:
         "metadata": room.metadata,
         "agents": list(room.agents),
     }
+
+
+def room_json(room: RoomInfo) -> bytes:
+    """``room`` in the API's room shape, as JSON: how the listing encodes each room once."""
+    return orjson.dumps(room_reply(room))
 
 
 _ERROR_MEANINGS = {

@@ -9,6 +9,10 @@ app answering a constant JSON, and the emulator answering ListRooms directly (th
 behind every join). Also: each worker's RSS after the load, and the time from start
 to the first answered request. Everything binds 127.0.0.1 and every wrk run is bounded
 by --duration.
+
+Each worker runs an event-loop lag probe (``loop_probe.py``): for every wrk run the
+table shows the longest the loop was late, and how much of that the worker's own CPU
+accounts for (the longest block of its own making: steady on a busy machine).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ from aura_livekit_backend.emulator import free_port
 # tools/ holds the helpers shared with the tests, outside the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from service_processes import rss_kib, worker_pids
+
+# benchmarks/ itself: the workers import the probe from there by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loop_probe
 
 KEY = "APIbenchmark"
 SECRET = "benchmark-secret-0123456789abcdefghijklmn"
@@ -67,6 +75,10 @@ class Result:
     errors: int
     #: Worker CPU (user + system) per answered request, ms; 0 where not measured.
     cpu_ms: float = 0.0
+    #: The longest a worker's event loop was late during the run, ms (-1: not measured).
+    late_ms: float = -1.0
+    #: The longest lateness of the worker's own making (its CPU), ms (-1: not measured).
+    own_late_ms: float = -1.0
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -189,6 +201,10 @@ def main() -> None:
     parser.add_argument("--rooms", default="1,1000,10000")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only",
+        help="comma-separated: run only the service measurements whose name contains one",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: sudo apt-get install wrk")
@@ -266,17 +282,22 @@ def main() -> None:
             port = free_port()
             base = f"http://127.0.0.1:{port}/api"
             began = time.monotonic()
+            probes = Path(tempfile.mkdtemp(prefix="aura-loop-probe-"))
             service = start(
                 [
                     sys.executable,
-                    "-m",
-                    "aura_livekit_backend",
+                    loop_probe.__file__,
                     "--port",
                     str(port),
                     "--workers",
                     str(workers),
                 ],
-                {"LIVEKIT_URL": lk_url, "LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET},
+                {
+                    "LIVEKIT_URL": lk_url,
+                    "LIVEKIT_API_KEY": KEY,
+                    "LIVEKIT_API_SECRET": SECRET,
+                    "AURA_BENCH_LOOP_PROBE": str(probes),
+                },
             )
             wait_for(f"{base}/health", service)
             startup = time.monotonic() - began
@@ -304,14 +325,22 @@ def main() -> None:
                 ("GET /rooms?limit=100, 1 client", f"{base}/rooms?limit=100", None, 1),
                 ("GET /rooms (all), 1 client", f"{base}/rooms", None, 1),
             ]
+            if args.only:
+                wanted = args.only.split(",")
+                runs = [run for run in runs if any(part in run[0] for part in wanted)]
             pids = worker_pids(service.pid)
             for name, url, script, *alone in runs:
                 used = cpu_seconds(pids)
+                since = time.monotonic()
                 load = wrk(url, duration, alone[0] if alone else connections, script)
                 used = cpu_seconds(pids) - used
+                time.sleep(0.6)  # the probes write twice a second
+                lags = loop_probe.read(probes, since, since + duration)
                 answered = load[0] * duration
                 cpu = used * 1000 / answered if answered else 0.0
-                results.append(Result(name, rooms, workers, *load, cpu_ms=cpu))
+                late = max((lag for lag, _ in lags), default=-1.0)
+                own = max((lag for _, lag in lags), default=-1.0)
+                results.append(Result(name, rooms, workers, *load, cpu, late, own))
             sizes = [rss_kib(pid) for pid in worker_pids(service.pid)]
             notes.append(
                 f"{rooms} rooms, {workers} worker(s): first answer {startup:.2f} s after start; "
@@ -320,15 +349,21 @@ def main() -> None:
             )
             stop(service)
             stop(emulator)
+            shutil.rmtree(probes, ignore_errors=True)
 
     print(f"\nwrk -t2 -c{connections} -d{duration}s on {os.cpu_count()} cores\n")
-    print("| what | rooms | workers | req/s | p50 ms | p99 ms | errors | worker CPU ms/req |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| what | rooms | workers | req/s | p50 ms | p99 ms | errors | worker CPU ms/req "
+        "| loop late max ms | of its own making ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms else "-"
+        late = f"{r.late_ms:.1f}" if r.late_ms >= 0 else "-"
+        own = f"{r.own_late_ms:.1f}" if r.own_late_ms >= 0 else "-"
         print(
             f"| {r.name} | {r.rooms} | {r.workers or '-'} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-            f"{r.p99_ms:.2f} | {r.errors} | {cpu} |"
+            f"{r.p99_ms:.2f} | {r.errors} | {cpu} | {late} | {own} |"
         )
     print()
     for note in notes:

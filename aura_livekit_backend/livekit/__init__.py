@@ -25,6 +25,7 @@ from ..events import EventSink
 from ..settings import Settings
 from .gateway import Gateway
 from .joins import Gate, Joins
+from .listing import RoomEncoder
 from .rooms import RoomCounter, Rooms
 from .signing import Signer
 from .tokens import TokenCounter, Tokens
@@ -48,9 +49,11 @@ class LiveKit:
         observer: Observer | None = None,
         events: EventSink | None = None,
         gate: Gate | None = None,
+        encode_room: RoomEncoder | None = None,
     ) -> None:
         """Wire the parts for ``settings``; ``observer`` counts calls and tokens;
-        ``gate`` (rate limits and policies) admits creates and joins."""
+        ``gate`` (rate limits and policies) admits creates and joins; ``encode_room``
+        writes a listed room as JSON (the API's shape: this package knows no HTTP)."""
         signer = Signer(
             settings.livekit_api_key or "", settings.livekit_api_secret or SecretStr("")
         )
@@ -63,6 +66,7 @@ class LiveKit:
             list_cache_seconds=settings.room_list_cache_seconds,
             events=events,
             counter=observer,
+            encode_room=encode_room,
         )
         self.tokens = Tokens(
             signer,

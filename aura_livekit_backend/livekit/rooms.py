@@ -24,7 +24,7 @@ from .errors import (
     RoomLimitFixed,
     RoomNotFound,
 )
-from .listing import RoomSnapshot, SharedListing
+from .listing import RoomEncoder, RoomSnapshot, SharedListing
 from .metadata import encode_facts, facts_of, new_room_facts, participant_info, room_info
 from .models import AgentRequest, Participant, RoomInfo, RoomOptions, RoomPage
 from .sids import SidCache, looks_like_sid
@@ -66,13 +66,17 @@ class Rooms:
         list_cache_seconds: float,
         events: EventSink | None = None,
         counter: RoomCounter | None = None,
+        encode_room: RoomEncoder | None = None,
     ) -> None:
-        """Call LiveKit through ``transport``; report changes to ``events``."""
+        """Call LiveKit through ``transport``; report changes to ``events``; write each
+        listed room as JSON with ``encode_room`` (see :meth:`RoomSnapshot.json`)."""
         self._transport = transport
         self._counter = counter
         self._events = events or NoEvents()
         self._sids = SidCache(sid_cache_size)
-        self._listing = SharedListing(self._every_room, keep_seconds=list_cache_seconds)
+        self._listing = SharedListing(
+            self._every_room, keep_seconds=list_cache_seconds, encode=encode_room
+        )
 
     def close(self) -> None:
         """Stop work in flight (the worker is stopping)."""
@@ -276,6 +280,33 @@ class Rooms:
     async def snapshot(self) -> RoomSnapshot:
         """Every active room, as of at most ``AURA_ROOM_LIST_CACHE_SECONDS`` ago."""
         return await self._listing.snapshot()
+
+    # -- learning from LiveKit's events (webhooks) -----------------------------------------
+    # Not in the plugin contract: the service feeds these from LiveKit's own reports.
+    # LiveKit stays the authority: the next listing replaces what was learnt.
+
+    def learn_started(self, room: RoomInfo) -> None:
+        """LiveKit says ``room`` started (``room_started``), or this is its latest word
+        on it: the listing shows it from the next read, in its place by age, and a join
+        by its sid costs one call."""
+        self._sids.put(room.sid, room.name)
+        self._listing.learn_started(room)
+
+    def learn_finished(self, name: str, sid: str | None = None) -> None:
+        """LiveKit says the room ``name`` closed (``room_finished``): the listing drops it
+        from the next read, and its sid is forgotten. With ``sid``, only the room of
+        that sid goes (a new room may have taken the name since)."""
+        if sid is None:
+            self._sids.forget_name(name)
+        else:
+            self._sids.forget(sid)
+        self._listing.learn_finished(name, sid)
+
+    def learn_participants(self, name: str, count: int, sid: str | None = None) -> None:
+        """LiveKit says the room ``name`` (of ``sid``, when given) has ``count``
+        participants now (``participant_joined``/``participant_left``): the listing
+        shows that count from the next read."""
+        self._listing.learn_participants(name, count, sid)
 
     async def ping(self) -> None:
         """Ask LiveKit something cheap; raises :class:`LiveKitError` when it cannot answer.

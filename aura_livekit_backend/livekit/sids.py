@@ -53,3 +53,11 @@ class SidCache:
     def forget(self, sid: str) -> None:
         """Drop ``sid`` (its room is gone or was replaced)."""
         self._names.pop(sid, None)
+
+    def forget_name(self, name: str) -> None:
+        """Drop every sid remembered for the room ``name`` (it closed; its sid is not known).
+
+        O(size): a scan, for when an event names a room without its sid.
+        """
+        for sid in [sid for sid, known in self._names.items() if known == name]:
+            del self._names[sid]
