@@ -84,6 +84,7 @@ from .livekit.models import (
     RoomOptions,
     RoomPage,
     Ticket,
+    Track,
     room_position,
 )
 from .livekit.tokens import Grants, Profile
@@ -170,6 +171,7 @@ __all__ = [
     "TokenMinted",
     "Tokens",
     "TopicText",
+    "Track",
     "UserNameText",
     "caller_of",
     "check_text",
@@ -282,6 +284,15 @@ class Rooms(Protocol):
     async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
         """Disconnect ``identity`` (:class:`ParticipantNotFound` if not there). Emits
         :class:`ParticipantRemoved`."""
+        ...
+
+    async def mute_track(
+        self, room_id: str, identity: str, track_sid: str, *, muted: bool = True
+    ) -> Track:
+        """Mute (``muted=False``: unmute, which LiveKit allows only with its
+        ``room.enable_remote_unmute``) a track ``identity`` publishes (its sid, ``TR_…``);
+        the track as it is now. :class:`ParticipantNotFound` when the participant or the
+        track is not there."""
         ...
 
     async def ping(self) -> None:

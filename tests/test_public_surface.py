@@ -26,6 +26,7 @@ CONTRACT = {
     "RoomLimitFixed", "RoomNotFound", "RoomOptions", "RoomPage", "RoomReply", "RoomSnapshot",
     "RoomUpdated",
     "Rooms", "Settings", "Ticket", "TokenMinted", "Tokens", "TopicText", "UserNameText",
+    "Track",
     "caller_of", "check_text", "error_body", "error_responses", "failing_to", "iso_ms",
     "json_body", "json_content", "json_reply", "json_schema", "path_parameter", "path_text",
     "room_position", "room_reply", "utc_now",
