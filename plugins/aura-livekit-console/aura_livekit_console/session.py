@@ -122,10 +122,7 @@ class Sessions:
         return Session(kind, subject, expires, cookie)
 
     def _sign(self, kind: str, subject: str, payload: str) -> str:
-        if kind == "key":
-            key = self._keys[subject]
-        else:
-            key = self._mac_key(b"jwt")
+        key = self._keys[subject] if kind == "key" else self._mac_key(b"jwt")
         return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
     def check(self, cookie: str | None) -> Session | None:
