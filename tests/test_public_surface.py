@@ -16,9 +16,10 @@ from aura_livekit_backend import plugin
 ROOT = Path(__file__).resolve().parent.parent
 
 CONTRACT = {
-    "AgentRequest", "ApiError", "ApiKeys", "BearerKeys", "Caller", "Decision", "DescriptionText",
-    "ENTRY_POINT_GROUP", "ErrorReply", "Event", "Grants", "IdentityTaken", "Joins",
-    "LiveKitError", "LiveKitGateway", "LiveKitRejected", "LiveKitUnavailable",
+    "AgentRequest", "ApiError", "ApiKeys", "BearerKeys", "Caller", "ClaimRule", "Decision",
+    "DescriptionText", "ENTRY_POINT_GROUP", "ErrorReply", "Event", "EventLogUnavailable",
+    "EventPage", "EventStream", "Events", "Grants", "IdentityTaken", "Joins",
+    "LiveKitError", "LiveKitGateway", "LiveKitRejected", "LiveKitUnavailable", "LoggedEvent",
     "MAX_DESCRIPTION", "MAX_ROOM_ID", "MAX_TOPIC", "MAX_USER_NAME", "Metrics",
     "PARTICIPANT_CAP", "PLUGIN_NAME", "Participant", "ParticipantLimit", "ParticipantNotFound",
     "ParticipantRemoved", "Plugin", "PluginContext", "Policy", "PolicyRequest", "Profile",
