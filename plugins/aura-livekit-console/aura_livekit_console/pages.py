@@ -623,7 +623,14 @@ def events_page(
     return layout(title="Events", page="events", body=body, assets=assets, who=who, csrf=csrf)
 
 
-def history_page(ended: Sequence[EndedRoom] | None, *, assets: Assets, who: str, csrf: str) -> Html:
+def history_page(
+    ended: Sequence[EndedRoom] | None,
+    *,
+    complete: bool = True,
+    assets: Assets,
+    who: str,
+    csrf: str,
+) -> Html:
     """Rooms that ended, newest first: when, how long, the most people at once."""
     if ended is None:
         rows = Html('<tr class="empty"><td colspan="6">The event log is not available.</td></tr>')
@@ -648,11 +655,14 @@ def history_page(ended: Sequence[EndedRoom] | None, *, assets: Assets, who: str,
         )
     body = html(
         "<h1>History</h1>\n<p>Rooms that ended, newest first, as the event log tells it.</p>\n"
+        '<p id="history-partial" class="notice" role="status"{partial}>Still reading the '
+        "event log: reload for older rooms.</p>\n"
         '<div class="scroll"><table id="history-table"><thead><tr>'
         '<th scope="col">Topic</th><th scope="col">Room</th><th scope="col">Started</th>'
         '<th scope="col">Ended</th><th scope="col">Lasted</th>'
         '<th scope="col">Peak participants</th></tr></thead>'
         '<tbody id="history-body">{rows}</tbody></table></div>',
         rows=rows,
+        partial=Html("" if not complete else " hidden"),
     )
     return layout(title="History", page="history", body=body, assets=assets, who=who, csrf=csrf)

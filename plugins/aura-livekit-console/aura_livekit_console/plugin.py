@@ -535,15 +535,20 @@ def setup(ctx: PluginContext) -> None:
     @route("/console/events/stream")
     @signed_in_json
     async def events_stream(request: Request, session: Session) -> HTTPResponse:
-        return await events.relay(request)
+        return await events.relay(request, until=session.expires)
 
     @route("/console/history")
     @signed_in
     async def history_page(request: Request, session: Session) -> HTTPResponse:
-        ended = await events.ended_rooms()
+        found = await events.ended_rooms()
+        ended, complete = found if found is not None else (None, True)
         return page(
             pages.history_page(
-                ended, assets=assets, who=session.who, csrf=sessions.csrf_token(session)
+                ended,
+                complete=complete,
+                assets=assets,
+                who=session.who,
+                csrf=sessions.csrf_token(session),
             )
         )
 
