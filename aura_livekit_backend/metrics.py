@@ -27,7 +27,7 @@ class Metrics:
 
     def __init__(self) -> None:
         """Create the collectors (no I/O beyond multi-process mode's own files)."""
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         # In multi-process mode values live in files; a registry would only duplicate them.
@@ -66,6 +66,30 @@ class Metrics:
         self.rooms = Counter(
             "aura_rooms_created_total", "LiveKit rooms created.", registry=registry
         )
+        # The event stream (event_feed.py, endpoints/events.py). Gauges in multi-process
+        # mode: clients summed over the live workers, lag the worst worker's.
+        self.sse_clients = Gauge(
+            "aura_events_sse_clients",
+            "Clients connected to GET /events as a stream.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.event_lag = Gauge(
+            "aura_events_feed_lag",
+            "Entries the newest entry of the event log is ahead of a worker's feed.",
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.events_delivered = Counter(
+            "aura_events_delivered_total",
+            "Event log entries handed to live followers (one per follower).",
+            registry=registry,
+        )
+        self.events_dropped = Counter(
+            "aura_events_followers_dropped_total",
+            "Live followers dropped from a feed because their buffer was full.",
+            registry=registry,
+        )
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
@@ -92,6 +116,21 @@ class Metrics:
     def room_created(self) -> None:
         """Count one created room."""
         self.rooms.inc()
+
+    def sse_client(self, change: int) -> None:
+        """A stream client connected (+1) or went away (-1)."""
+        self.sse_clients.inc(change)
+
+    def feed_lag(self, entries: int) -> None:
+        """How many entries this worker's feed is behind the log's newest."""
+        self.event_lag.set(entries)
+
+    def events_fanned_out(self, delivered: int, dropped: int) -> None:
+        """Count entries handed to followers and followers dropped for a full buffer."""
+        if delivered:
+            self.events_delivered.inc(delivered)
+        if dropped:
+            self.events_dropped.inc(dropped)
 
     def exposition(self) -> tuple[bytes, str]:
         """The current numbers in Prometheus' text format, and its content type."""

@@ -26,6 +26,9 @@ listeners. LiveKit is reached through ``ctx.rooms``, ``ctx.tokens`` and ``ctx.jo
 (:class:`Rooms`, :class:`Tokens`, :class:`Joins`: the very objects the built-in
 endpoints use, open while the server runs). ``ctx.on(RoomCreated)`` subscribes to
 what the service does; ``ctx.read_settings(Model)`` reads the plugin's own settings.
+``ctx.events`` (:class:`Events`) reads the event log, every worker's and replica's
+events in one order: a page (``await ctx.events.read(after=…)``), or live
+(``async for entry in ctx.events.follow(after=…)``).
 
 Path parameters of routes on ``ctx.blueprint`` are percent-decoded once, always.
 
@@ -45,8 +48,9 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Protocol, TypeVar
 
 from livekit import api
@@ -55,8 +59,10 @@ from sanic import Blueprint
 
 from .access import BearerKeys, caller_of
 from .auth.callers import Caller
-from .auth.policy import Decision, Policies, Policy, PolicyRequest
+from .auth.policy import ClaimRule, Decision, Policies, Policy, PolicyRequest
 from .errors import ApiError, error_body, failing_to
+from .event_feed import EventFeed, EventPage, NoEventLog
+from .eventlog import EventLogUnavailable, LoggedEvent
 from .events import (
     Event,
     ParticipantRemoved,
@@ -84,6 +90,7 @@ from .livekit.models import (
     RoomOptions,
     RoomPage,
     Ticket,
+    Track,
     room_position,
 )
 from .livekit.tokens import Grants, Profile
@@ -130,10 +137,15 @@ __all__ = [
     "ApiKeys",
     "BearerKeys",
     "Caller",
+    "ClaimRule",
     "Decision",
     "DescriptionText",
     "ErrorReply",
     "Event",
+    "EventLogUnavailable",
+    "EventPage",
+    "EventStream",
+    "Events",
     "Grants",
     "IdentityTaken",
     "Joins",
@@ -141,6 +153,7 @@ __all__ = [
     "LiveKitGateway",
     "LiveKitRejected",
     "LiveKitUnavailable",
+    "LoggedEvent",
     "Metrics",
     "Participant",
     "ParticipantLimit",
@@ -170,6 +183,7 @@ __all__ = [
     "TokenMinted",
     "Tokens",
     "TopicText",
+    "Track",
     "UserNameText",
     "caller_of",
     "check_text",
@@ -282,6 +296,15 @@ class Rooms(Protocol):
     async def remove_participant(self, room_id: str, identity: str) -> RoomInfo:
         """Disconnect ``identity`` (:class:`ParticipantNotFound` if not there). Emits
         :class:`ParticipantRemoved`."""
+        ...
+
+    async def mute_track(
+        self, room_id: str, identity: str, track_sid: str, *, muted: bool = True
+    ) -> Track:
+        """Mute (``muted=False``: unmute, which LiveKit allows only with its
+        ``room.enable_remote_unmute``) a track ``identity`` publishes (its sid, ``TR_…``);
+        the track as it is now. :class:`ParticipantNotFound` when the participant or the
+        track is not there."""
         ...
 
     async def ping(self) -> None:
@@ -439,6 +462,97 @@ class LiveKitGateway(Protocol):
         ...
 
 
+class EventStream(Protocol):
+    """What ``ctx.events.follow`` returns: log entries in order, caught up from the log,
+    then live, with no gap and no duplicate between the two.
+
+    ``async for entry in stream`` waits for each entry; the loop ends when the worker
+    stops. Use ``async with`` (or :meth:`aclose`) to stop following early.
+    """
+
+    def __aiter__(self) -> EventStream:
+        """The stream is its own iterator."""
+        ...
+
+    async def __anext__(self) -> LoggedEvent:
+        """The next entry, however long it takes to come."""
+        ...
+
+    async def next(self, timeout: float | None = None) -> LoggedEvent | None:
+        """The next entry, or None when none came within ``timeout`` seconds (send a
+        heartbeat, check something, and ask again). Raises StopAsyncIteration once the
+        worker stops, :class:`EventLogUnavailable` when catching up needs the log and
+        it cannot be read (ask again later: nothing is lost). Safe to cancel."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop following."""
+        ...
+
+    async def __aenter__(self) -> EventStream:
+        """Follow until the ``async with`` block ends."""
+        ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """Stop following."""
+        ...
+
+
+class Events(Protocol):
+    """``ctx.events``: the event log, LiveKit's events and the service's own, from every
+    worker and replica, each entry a :class:`LoggedEvent` with a ``position`` that only
+    grows.
+
+    Filters: ``rooms`` (room names; an entry about none of them is left out) and
+    ``names`` (event names, where one ending in ``.`` is a prefix:
+    ``"livekit.participant."``); empty: everything. Every method raises
+    :class:`EventLogUnavailable` when the log cannot be read (Redis down).
+    """
+
+    async def read(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        rooms: Collection[str] = (),
+        names: Collection[str] = (),
+    ) -> EventPage:
+        """Up to ``limit`` entries past position ``after``, oldest first; pass the page's
+        ``next`` as ``after`` to read on."""
+        ...
+
+    def follow(
+        self,
+        *,
+        after: int | None = None,
+        rooms: Collection[str] = (),
+        names: Collection[str] = (),
+    ) -> EventStream:
+        """Every entry past ``after`` (None: from now on), as the log gets it::
+
+            async with ctx.events.follow(names=["livekit.room."]) as stream:
+                async for entry in stream:
+                    print(entry.position, entry.name, entry.room, entry.data)
+
+        One task per worker reads the log and fans entries out; a follower that falls
+        more than ``AURA_EVENTS_BUFFER`` entries behind is caught up from the log again,
+        so a slow loop loses nothing and never holds the worker up."""
+        ...
+
+    async def last_position(self) -> int:
+        """The newest entry's position (0 for an empty log)."""
+        ...
+
+
+def _no_events() -> Events:
+    return EventFeed(NoEventLog())
+
+
 @dataclass(frozen=True)
 class PluginContext:
     """What a plugin's ``setup`` is handed."""
@@ -459,6 +573,8 @@ class PluginContext:
     livekit: LiveKitGateway
     #: The worker's Prometheus metrics, or None when AURA_METRICS is off.
     metrics: Metrics | None = None
+    #: The event log: read a page, or follow it live.
+    events: Events = field(default_factory=_no_events)
     #: Security schemes declared with :meth:`declare_bearer_auth`, by name.
     bearer_schemes: dict[str, str] = field(default_factory=dict)
     #: Event names this plugin subscribed to with :meth:`on`.

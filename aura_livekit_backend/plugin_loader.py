@@ -18,6 +18,7 @@ from sanic import Blueprint, DefaultSanic
 
 from .auth.gate import Gate
 from .auth.policy import Policies
+from .event_feed import EventFeed, NoEventLog
 from .livekit import LiveKit
 from .metrics import Metrics
 from .plugin import ENTRY_POINT_GROUP, PLUGIN_NAME, Plugin, PluginContext
@@ -70,6 +71,8 @@ class Services:
     metrics: Metrics | None = None
     #: Authentication, rate limits and policies; ``ctx.add_policy`` adds to its policies.
     gate: Gate | None = None
+    #: The worker's one follower of the event log: ``ctx.events`` (None: no log here).
+    events: EventFeed | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def set_up(
         joins=livekit.joins,
         livekit=livekit.gateway,
         metrics=services.metrics,
+        events=services.events if services.events is not None else EventFeed(NoEventLog()),
         # The worker's one policy chain: ctx.add_policy adds to what the joins consult.
         policies=services.gate.policies if services.gate is not None else Policies(),
     )

@@ -374,7 +374,7 @@ class Settings(BaseSettings):
             ) from None
         return value.strip()
 
-    @field_validator("auth_create_claim", "auth_publish_claim")
+    @field_validator("auth_create_claim", "auth_publish_claim", "events_claim")
     @classmethod
     def _check_claim_rule(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -520,6 +520,33 @@ class Settings(BaseSettings):
         description="Open connections per worker; at the cap the longest-idle one is closed, "
         "or the new one answered 503 if none is idle. Default: the open-file limit less 256 "
         "(at most 10,000).",
+    )
+    # The event stream (event_feed.py, endpoints/events.py).
+    events_buffer: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Entries a live reader of the event log may have waiting; one further "
+        "behind is dropped from its worker's feed and caught up from the log.",
+    )
+    events_heartbeat: float = Field(
+        15.0,
+        gt=0,
+        le=30,
+        description="Seconds between two heartbeats (comment lines) on an idle event stream; "
+        "at most 30, well inside Sanic's 60 s response timeout and proxies' idle timeouts.",
+    )
+    events_send_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds an event stream's client may take to accept a write; a client "
+        "that stopped reading is disconnected then.",
+    )
+    events_claim: str | None = Field(
+        "roles:events,admin",
+        description="AURA_AUTH=jwt: claim:value,value a person's token must hold to read "
+        "GET /events; empty: only API keys may.",
     )
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "RoomOptions",
     "RoomPage",
     "Ticket",
+    "Track",
     "room_position",
 ]
 
@@ -67,6 +68,21 @@ class RoomOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Track:
+    """A track a participant publishes, as LiveKit sees it."""
+
+    #: LiveKit's track sid (``TR_…``).
+    sid: str
+    #: The name the publisher gave it (often empty).
+    name: str
+    #: ``audio``, ``video`` or ``data``.
+    kind: str
+    #: ``camera``, ``microphone``, ``screen_share``, ``screen_share_audio`` or ``unknown``.
+    source: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Participant:
     """Someone in a room, as LiveKit sees them."""
 
@@ -76,6 +92,8 @@ class Participant:
     is_publisher: bool
     #: LiveKit's state, lowercase: joining, joined, active or disconnected.
     state: str
+    #: The tracks they publish, in LiveKit's order.
+    tracks: tuple[Track, ...] = ()
 
 
 class RoomPage(NamedTuple):

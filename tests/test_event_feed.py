@@ -1,0 +1,320 @@
+"""The per-worker feed: pages, filters, the catch-up/live seam, bounded buffers.
+
+Against an in-memory log that keeps the :class:`EventLog` contract (positions that only
+grow, ``wait`` woken by an append), so each case is exact and fast; the real backends
+are exercised by the endpoint and process tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from aura_livekit_backend.event_feed import EventFeed, EventFilter, NoEventLog
+from aura_livekit_backend.eventlog import EventLogUnavailable, LoggedEvent
+from aura_livekit_backend.metrics import Metrics
+
+
+class MemoryLog:
+    """An event log in a list; ``down`` makes every call fail as a Redis outage would."""
+
+    def __init__(self, step: int = 1) -> None:
+        self.entries: list[LoggedEvent] = []
+        self.step = step  # Redis positions need not be consecutive
+        self.down = False
+        self.reads = 0
+        self._changed = asyncio.Event()
+
+    def _check(self) -> None:
+        if self.down:
+            raise EventLogUnavailable("memory log is down")
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def append(
+        self, id: str, name: str, room: str | None, at: float, data: Mapping[str, Any]
+    ) -> int | None:
+        self._check()
+        if any(entry.id == id for entry in self.entries):
+            return None
+        position = (self.entries[-1].position if self.entries else 0) + self.step
+        self.entries.append(LoggedEvent(position, id, name, room, at, dict(data)))
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return position
+
+    async def read(self, after: int, limit: int) -> list[LoggedEvent]:
+        self._check()
+        self.reads += 1
+        return [entry for entry in self.entries if entry.position > after][:limit]
+
+    async def last_position(self) -> int:
+        self._check()
+        return self.entries[-1].position if self.entries else 0
+
+    async def wait(self, after: int, timeout: float) -> None:
+        self._check()
+        if await self.last_position() > after:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+
+async def add(log: MemoryLog, count: int, name: str = "aura.room.created", room: str = "r") -> None:
+    for _ in range(count):
+        await log.append(f"e{len(log.entries)}", name, room, 1.0, {"n": len(log.entries)})
+
+
+async def take(stream: Any, count: int) -> list[int]:
+    """Positions of the next ``count`` entries, each within a generous time."""
+    got = []
+    for _ in range(count):
+        entry = await asyncio.wait_for(stream.__anext__(), 10)
+        got.append(entry.position)
+    return got
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_filters_match_rooms_exact_names_and_prefixes() -> None:
+    def entry(name: str, room: str | None) -> LoggedEvent:
+        return LoggedEvent(1, "x", name, room, 0.0, {})
+
+    everything = EventFilter.of()
+    assert everything.everything and everything.matches(entry("a.b.c", None))
+    by_room = EventFilter.of(rooms=["r1"])
+    assert by_room.matches(entry("a.b.c", "r1"))
+    assert not by_room.matches(entry("a.b.c", "r2"))
+    assert not by_room.matches(entry("a.b.c", None))
+    names = EventFilter.of(names=["livekit.participant.", "aura.room.created"])
+    assert names.matches(entry("livekit.participant.joined", None))
+    assert names.matches(entry("aura.room.created", None))
+    assert not names.matches(entry("aura.room.deleted", None))
+    # A prefix is a whole part: "livekit.participant." is not "livekit.participants."
+    assert not names.matches(entry("livekit.participants.x", None))
+    both = EventFilter.of(rooms=["r1"], names=["aura."])
+    assert both.matches(entry("aura.room.created", "r1"))
+    assert not both.matches(entry("livekit.room.started", "r1"))
+
+
+def test_a_page_filters_and_says_where_to_read_on() -> None:
+    async def run() -> None:
+        log = MemoryLog(step=3)
+        await add(log, 4, room="a")
+        await add(log, 4, name="livekit.room.started", room="b")
+        feed = EventFeed(log)
+        page = await feed.read(after=0, limit=3)
+        assert [e.position for e in page.events] == [3, 6, 9] and page.next == 9
+        page = await feed.read(after=page.next, limit=3)
+        assert [e.position for e in page.events] == [12, 15, 18] and page.next == 18
+        rest = await feed.read(after=page.next, limit=10)
+        assert [e.position for e in rest.events] == [21, 24] and rest.next == 24
+        caught_up = await feed.read(after=24, limit=10)
+        assert caught_up.events == [] and caught_up.next == 24
+        only_b = await feed.read(after=0, limit=10, rooms=["b"])
+        assert [e.room for e in only_b.events] == ["b"] * 4 and only_b.next == 24
+        # The filters skipped everything: next still moves past what was looked at.
+        none = await feed.read(after=0, limit=10, names=["livekit.participant."])
+        assert none.events == [] and none.next == 24
+        with pytest.raises(ValueError):
+            await feed.read(limit=0)
+
+    asyncio.run(run())
+
+
+def test_follow_catches_up_then_goes_live_without_gap_or_duplicate() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        await add(log, 5)
+        feed = EventFeed(log, read_batch=2)
+        feed.start()
+        await settle()
+        assert feed.position == 5
+        stream = feed.follow(after=1)
+        # Two read from the log, then entries appended while it catches up.
+        assert await take(stream, 2) == [2, 3]
+        await add(log, 3)
+        assert await take(stream, 5) == [4, 5, 6, 7, 8]
+        await add(log, 2)
+        assert await take(stream, 2) == [9, 10]
+        assert feed.streams == 1
+        await stream.aclose()
+        assert feed.streams == 0
+        await feed.stop()
+
+    asyncio.run(run())
+
+
+def test_every_interleaving_of_appends_and_catch_up_yields_each_entry_once() -> None:
+    async def run() -> None:
+        log = MemoryLog(step=2)
+        feed = EventFeed(log, read_batch=3)
+        feed.start()
+        await add(log, 7)
+        streams = [feed.follow(after=0), feed.follow(after=4, names=["aura."])]
+        got: list[list[int]] = [[], []]
+
+        async def reader(index: int) -> None:
+            async for entry in streams[index]:
+                got[index].append(entry.position)
+                if entry.position == 60:
+                    return
+
+        readers = [asyncio.ensure_future(reader(i)) for i in range(2)]
+        for _ in range(23):
+            await add(log, 1)
+            await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(*readers), 10)
+        assert got[0] == list(range(2, 61, 2))
+        assert got[1] == list(range(6, 61, 2))
+        await feed.stop()
+
+    asyncio.run(run())
+
+
+def test_from_now_sees_only_new_entries_and_filters_apply_live() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        await add(log, 3)
+        feed = EventFeed(log)
+        feed.start()
+        await settle()
+        everything = feed.follow()
+        joins = feed.follow(rooms=["r2"], names=["livekit.participant."])
+        assert await everything.next(timeout=0.01) is None
+        await log.append("j", "livekit.participant.joined", "r2", 1.0, {})
+        await log.append("k", "livekit.participant.joined", "r3", 1.0, {})
+        await log.append("l", "livekit.room.started", "r2", 1.0, {})
+        assert await take(everything, 3) == [4, 5, 6]
+        entry = await asyncio.wait_for(joins.__anext__(), 10)
+        assert (entry.name, entry.room) == ("livekit.participant.joined", "r2")
+        assert await joins.next(timeout=0.01) is None
+        await feed.stop()
+
+    asyncio.run(run())
+
+
+def test_a_full_buffer_drops_the_follower_without_holding_up_the_others() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        metrics = Metrics()
+        feed = EventFeed(log, buffer=3, metrics=metrics)
+        feed.start()
+        await settle()
+        slow, quick = feed.follow(), feed.follow()
+        assert await slow.next(timeout=0.01) is None  # both joined the feed
+        assert await quick.next(timeout=0.01) is None
+        assert feed.streams == 2
+        got = []
+        for _ in range(10):
+            await add(log, 1)
+            got += await take(quick, 1)
+        assert got == list(range(1, 11))
+        # The slow one was dropped at its 4th entry; the feed went on for the other.
+        assert feed.streams == 1 and slow.dropped == 1
+        dropped = metrics.events_dropped._value.get()
+        assert dropped == 1
+        # Dropped, not lost: it catches up from the log, in order, and joins again.
+        assert await take(slow, 10) == list(range(1, 11))
+        await add(log, 1)
+        assert await take(slow, 1) == [11]
+        assert feed.streams == 2
+        await feed.stop()
+
+    asyncio.run(run())
+
+
+def test_stopping_the_feed_ends_every_stream() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        feed = EventFeed(log)
+        feed.start()
+        await settle()
+        stream = feed.follow()
+
+        async def drain() -> list[int]:
+            return [entry.position async for entry in stream]
+
+        reading = asyncio.ensure_future(drain())
+        await settle()
+        await add(log, 2)
+        await settle()
+        await feed.stop()
+        assert await asyncio.wait_for(reading, 10) == [1, 2]
+        with pytest.raises(StopAsyncIteration):
+            await feed.follow().next(timeout=1)
+
+    asyncio.run(run())
+
+
+def test_a_log_that_is_down_is_retried_and_the_feed_recovers() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        feed = EventFeed(log, wait_seconds=0.05)
+        log.down = True
+        feed.start()
+        await asyncio.sleep(0.05)
+        assert feed.position is None
+        with pytest.raises(EventLogUnavailable):
+            await feed.read()
+        log.down = False
+        stream = feed.follow(after=0)
+        await add(log, 2)
+        assert await take(stream, 2) == [1, 2]
+        await feed.stop()
+
+    asyncio.run(run())
+
+
+def test_an_unstarted_feed_still_follows_by_waiting_on_the_log() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        feed = EventFeed(log)
+        stream = feed.follow(after=0)
+        task = asyncio.ensure_future(take(stream, 2))
+        await settle()
+        await add(log, 2)
+        assert await task == [1, 2]
+
+    asyncio.run(run())
+
+
+def test_a_forgotten_stream_leaves_the_feed() -> None:
+    async def run() -> None:
+        import gc
+
+        log = MemoryLog()
+        feed = EventFeed(log)
+        feed.start()
+        await settle()
+        stream = feed.follow()
+        assert await stream.next(timeout=0.01) is None
+        assert feed.streams == 1
+        del stream
+        gc.collect()
+        assert feed.streams == 0
+        await feed.stop()
+
+    asyncio.run(run())
+
+
+def test_no_event_log_refuses_politely() -> None:
+    async def run() -> None:
+        feed = EventFeed(NoEventLog())
+        with pytest.raises(EventLogUnavailable):
+            await feed.read()
+        with pytest.raises(EventLogUnavailable):
+            await feed.follow().next(timeout=0.1)
+
+    asyncio.run(run())
