@@ -210,10 +210,12 @@ class LiveKitEmulator:
         """
         return self._rooms.add_participant(room, identity, name, publisher=publisher, tracks=tracks)
 
-    def create_rooms(self, names: Iterable[str], *, empty_timeout: int = 0) -> None:
+    def create_rooms(
+        self, names: Iterable[str], *, empty_timeout: int = 0, metadata: str = ""
+    ) -> None:
         """Make rooms named ``names`` at once, as CreateRoom would, without a call each:
         a test of 10,000 rooms fills the emulator in a moment (existing names are kept)."""
-        self._rooms.create_rooms(names, empty_timeout=empty_timeout)
+        self._rooms.create_rooms(names, empty_timeout=empty_timeout, metadata=metadata)
 
     def join_with_token(self, token: str) -> models.ParticipantInfo:
         """Join as the holder of a join ``token`` would: its room, identity, name,

@@ -153,12 +153,17 @@ class Rooms:
             state.emptied_at = None
             return participant
 
-    def create_rooms(self, names: Iterable[str], *, empty_timeout: int = 0) -> None:
+    def create_rooms(
+        self, names: Iterable[str], *, empty_timeout: int = 0, metadata: str = ""
+    ) -> None:
         """Rooms named ``names`` at once, as CreateRoom makes them (many, for a test)."""
         with self._lock:
             for name in names:
                 if self._live_room(name) is None:
-                    self._create(room_pb.CreateRoomRequest(name=name, empty_timeout=empty_timeout))
+                    request = room_pb.CreateRoomRequest(
+                        name=name, empty_timeout=empty_timeout, metadata=metadata
+                    )
+                    self._create(request)
 
     def remove_participant(self, room: str, identity: str) -> None:
         """``identity`` leaves ``room``, if there; the departure timeout starts when it empties."""

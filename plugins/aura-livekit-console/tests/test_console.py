@@ -467,3 +467,70 @@ def test_room_names_are_encoded_in_links(client, livekit) -> None:
     sign_in(client)
     page = client.get("/console", params={"q": "a b?c#d"}).text
     assert f'href="/console/room/{quote("a b?c#d", safe="")}"' in page
+
+
+# -- the identity provider, and https behind a proxy ----------------------------
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    from aura_livekit_backend.testing.issuer import DevIssuer
+
+    with DevIssuer("console-test") as running:
+        yield running
+
+
+@pytest.fixture
+def jwt_console(aura_client, issuer, monkeypatch):
+    monkeypatch.delenv("AURA_CONSOLE_KEYS", raising=False)
+    monkeypatch.delenv("AURA_MODERATION_API_KEYS", raising=False)
+    return aura_client(auth="jwt", auth_issuer=issuer.url, auth_audience="console-test")
+
+
+@pytest.mark.parametrize(
+    ("claims", "status"),
+    [
+        ({"roles": ["console"]}, 200),
+        ({"roles": "admin"}, 200),
+        ({"roles": ["host", "speaker"]}, 403),
+        ({}, 403),
+    ],
+)
+def test_signing_in_with_the_identity_providers_token(jwt_console, issuer, claims, status) -> None:
+    page = jwt_console.get("/console/sign-in").text
+    assert 'id="token-form"' in page and 'id="console-closed"' not in page
+    token = issuer.token("ann", claims=claims, ttl=600)
+    response = jwt_console.post(
+        "/console/sign-in/token", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json == {"signedIn": True, "identity": "ann"}
+        cookie = response.headers["set-cookie"]
+        max_age = int(re.search(r"Max-Age=(\d+)", cookie).group(1))
+        assert 0 < max_age <= 600  # never longer than the token itself
+        landing = jwt_console.get("/console")
+        assert landing.status_code == 200 and 'data-operator="ann"' in landing.text
+    else:
+        assert "set-cookie" not in response.headers
+        assert jwt_console.get("/console").status_code == 303
+
+
+def test_a_bad_token_is_the_services_401(jwt_console, issuer) -> None:
+    response = jwt_console.post(
+        "/console/sign-in/token", headers={"Authorization": "Bearer not-a-jwt"}
+    )
+    assert response.status_code == 401
+    assert set(response.json) == {"statusCode", "message"}
+
+
+def test_the_cookie_is_secure_behind_an_https_proxy(aura_client, monkeypatch) -> None:
+    monkeypatch.setenv("AURA_CONSOLE_KEYS", KEY)
+    own = aura_client(forwarded_secret="proxy-secret-0123456789")  # noqa: S106 (test-only)
+    headers = {"Forwarded": "for=10.0.0.1;proto=https;secret=proxy-secret-0123456789"}
+    response = own.post("/console/sign-in", data={"key": KEY}, headers=headers)
+    assert response.status_code == 303
+    assert "secure" in response.headers["set-cookie"].lower()
+    # Without the proxy's word, the same request is plain http.
+    plain = own.post("/console/sign-in", data={"key": KEY})
+    assert "secure" not in plain.headers["set-cookie"].lower()
