@@ -15,9 +15,6 @@ from pathlib import Path
 
 import pytest
 
-# Headless Chromium for the tests marked `browser` (tools/browser_harness.py).
-from browser_harness import browser, chromium, live_service, screenshots  # noqa: F401
-
 from aura_livekit_backend import Settings
 from aura_livekit_backend.plugin import ENTRY_POINT_GROUP
 from aura_livekit_backend.testing.client import ServiceClient

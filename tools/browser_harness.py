@@ -1,11 +1,9 @@
 """Headless Chromium for the tests that look at pages: Debian's ``chromium`` driven by
 Debian's ``chromedriver`` through Selenium, nothing downloaded.
 
-Not part of the package (``tools/`` is not in the wheel): the browser tests import it
-as ``browser_harness`` (pytest's ``pythonpath = ["tools"]``) and pull its fixtures
-into their ``conftest.py``::
-
-    from browser_harness import browser, chromium, live_service, screenshots  # noqa: F401
+Not part of the package (``tools/`` is not in the wheel): pytest finds it as
+``browser_harness`` (``pythonpath = ["tools"]``), and the repository's root
+``conftest.py`` hands its fixtures to every test folder, the plugins' included.
 
 - ``chromium`` (session): starts ``/usr/bin/chromedriver`` on a free loopback port,
   opens one headless ``/usr/bin/chromium`` through it, and stops both after the run
@@ -180,7 +178,7 @@ class Browser:
         return self.driver.execute_script(source, *args)
 
     def wait_until(
-        self, condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
+        self, condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
     ) -> Any:
         """Poll ``condition`` until it returns something true, and return that; fail
         naming ``what`` after ``timeout`` seconds."""
@@ -215,6 +213,15 @@ class Browser:
             event["params"]["request"]["url"]
             for event in self._network
             if event["method"] == "Network.requestWillBeSent"
+        ]
+
+    def responses(self) -> list[tuple[str, int]]:
+        """(URL, status) of every answer the browser received during the test."""
+        self._drain()
+        return [
+            (event["params"]["response"]["url"], event["params"]["response"]["status"])
+            for event in self._network
+            if event["method"] == "Network.responseReceived"
         ]
 
     def cdp(self, command: str, **params: Any) -> Any:
@@ -328,6 +335,9 @@ class LoopbackProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._refusing = False
+        #: Connections accepted so far (refused ones included).
+        self.accepted = 0
         self.port = 0
 
     @property
@@ -360,6 +370,10 @@ class LoopbackProxy:
             writer.transport.abort()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        if self._refusing:
+            writer.transport.abort()
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:
@@ -384,6 +398,22 @@ class LoopbackProxy:
             return len(writers) // 2
 
         return int(self._call(cut()))
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """The network is down until the block ends: every open connection cut, every
+        new one closed as soon as it is made (a browser sees a network error and
+        retries)."""
+
+        async def refuse(refusing: bool) -> None:
+            self._refusing = refusing
+
+        self._call(refuse(True))
+        self.drop()
+        try:
+            yield
+        finally:
+            self._call(refuse(False))
 
     def stop(self) -> None:
         """Cut everything and stop listening."""
