@@ -331,7 +331,10 @@ def setup(ctx: PluginContext) -> None:
     @route("/console", strict_slashes=False)
     @signed_in
     async def rooms_page(request: Request, session: Session) -> HTTPResponse:
-        view = await rooms_view(request)
+        try:
+            view = await rooms_view(request)
+        except ApiError as exc:
+            return failed(session, exc, "/console")
         return page(
             pages.rooms_page(
                 view,

@@ -534,3 +534,33 @@ def test_the_cookie_is_secure_behind_an_https_proxy(aura_client, monkeypatch) ->
     # Without the proxy's word, the same request is plain http.
     plain = own.post("/console/sign-in", data={"key": KEY})
     assert "secure" not in plain.headers["set-cookie"].lower()
+
+
+def test_the_services_api_keys_do_not_guard_the_console(aura_client, monkeypatch) -> None:
+    # The console checks its own sign-in; the service's AURA_API_KEYS guard the API.
+    monkeypatch.setenv("AURA_CONSOLE_KEYS", KEY)
+    own = aura_client(api_keys="service-api-key-0123456789")
+    assert own.get("/api/rooms").status_code == 401
+    assert own.get("/console/sign-in").status_code == 200
+    sign_in(own)
+    assert own.get("/console").status_code == 200
+    # An API key is no console key.
+    own._client._session.cookies.clear()
+    refused = own.post("/console/sign-in", data={"key": "service-api-key-0123456789"})
+    assert refused.status_code == 401
+
+
+def test_a_sick_livekit_is_an_error_page_in_bounded_time(
+    aura_client, livekit_emulator, monkeypatch
+):
+    monkeypatch.setenv("AURA_CONSOLE_KEYS", KEY)
+    own = aura_client(livekit_timeout=0.5, room_list_cache_seconds=0)
+    sign_in(own)
+    livekit_emulator.disturb("unavailable")
+    page = own.get("/console")
+    assert page.status_code == 503
+    assert 'id="error-message" class="error" role="alert" data-status="503"' in page.text
+    assert "Failed to list rooms: LiveKit is unavailable" in page.text
+    assert own.get("/console/rooms.json").json["statusCode"] == 503
+    livekit_emulator.heal()
+    assert own.get("/console").status_code == 200

@@ -11,31 +11,44 @@
     return document.getElementById(id);
   }
 
-  // Keeps keyboard focus on "the same" element when a region is re-rendered.
+  // The row-like element an element sits in, and the attribute that names it.
+  var KEYS = ["data-track", "data-identity", "data-room", "data-dispatch", "data-position"];
+
+  function anchor(element) {
+    for (var i = 0; i < KEYS.length; i++) {
+      var holder = element.closest("[" + KEYS[i] + "]");
+      if (holder) {
+        return { key: KEYS[i], value: holder.getAttribute(KEYS[i]) };
+      }
+    }
+    return null;
+  }
+
+  // Replaces a region's markup (from the server, escaped there) when it changed, and
+  // keeps keyboard focus on the same control of the same row, so a keyboard user is
+  // not thrown back to the top by a refresh.
+  var shown = new WeakMap();
+
   function swap(element, markup) {
-    if (!element || element.dataset.markup === markup) {
+    if (!element || shown.get(element) === markup) {
       return;
     }
     var focused = document.activeElement;
-    var key = null;
-    if (focused && element.contains(focused)) {
-      var row = focused.closest("[data-room],[data-identity],[data-track]");
-      key = row ? [row.getAttribute("data-track") ? "data-track" : (row.getAttribute("data-identity") ? "data-identity" : "data-room"),
-        row.getAttribute("data-track") || row.getAttribute("data-identity") || row.getAttribute("data-room"),
-        focused.className, focused.tagName] : null;
-    }
+    var place = focused && element.contains(focused) ? anchor(focused) : null;
+    var control = place ? focused.tagName + (focused.className ? "." + focused.className.trim().split(/\s+/).join(".") : "") : null;
     element.innerHTML = markup;
-    element.dataset.markup = markup;
-    if (key) {
-      var candidates = element.querySelectorAll("[" + key[0] + "]");
-      for (var i = 0; i < candidates.length; i++) {
-        if (candidates[i].getAttribute(key[0]) === key[1]) {
-          var again = candidates[i].querySelector(key[3] + (key[2] ? "." + key[2].split(" ").join(".") : ""));
-          if (again) {
-            again.focus();
-          }
-          break;
+    shown.set(element, markup);
+    if (!place) {
+      return;
+    }
+    var holders = element.querySelectorAll("[" + place.key + "]");
+    for (var i = 0; i < holders.length; i++) {
+      if (holders[i].getAttribute(place.key) === place.value) {
+        var again = holders[i].querySelector(control);
+        if (again) {
+          again.focus();
         }
+        return;
       }
     }
   }
@@ -166,33 +179,57 @@
       status.setAttribute("data-state", name);
       status.textContent = text;
     }
-    var source = new EventSource(feed.getAttribute("data-stream") + "?after=" + encodeURIComponent(feed.getAttribute("data-after") || "0"));
-    source.onopen = function () {
-      state("live", "Live");
-    };
-    source.onerror = function () {
-      // EventSource reconnects by itself, sending Last-Event-ID: the feed resumes.
-      state("reconnecting", "Reconnecting\u2026");
-    };
-    source.onmessage = function (message) {
-      var event;
-      try {
-        event = JSON.parse(message.data);
-      } catch (error) {
-        return;
-      }
-      var empty = feed.querySelector("li.none");
-      if (empty) {
-        empty.remove();
-      }
-      feed.insertBefore(feedItem(event), feed.firstChild);
-      feed.setAttribute("data-after", String(event.position));
-      while (feed.children.length > 200) {
-        feed.removeChild(feed.lastChild);
-      }
-    };
+    var source = null;
+    function connect() {
+      // From the newest entry shown: nothing missed, nothing twice.
+      var after = feed.getAttribute("data-after") || "0";
+      source = new EventSource(feed.getAttribute("data-stream") + "?after=" + encodeURIComponent(after));
+      source.onopen = function () {
+        state("live", "Live");
+      };
+      source.onerror = function () {
+        state("reconnecting", "Reconnecting\u2026");
+        if (source.readyState !== EventSource.CLOSED) {
+          return; // the browser reconnects by itself, sending Last-Event-ID
+        }
+        // Refused (the session ended, the service restarted): look, then start again.
+        setTimeout(function () {
+          fetch("/console/events", { credentials: "same-origin", cache: "no-store" })
+            .then(function (response) {
+              if (response.url.indexOf("/console/sign-in") !== -1) {
+                window.location.assign("/console/sign-in");
+              } else {
+                connect();
+              }
+            })
+            .catch(function () {
+              source.onerror();
+            });
+        }, 2000);
+      };
+      source.onmessage = function (message) {
+        var event;
+        try {
+          event = JSON.parse(message.data);
+        } catch (error) {
+          return;
+        }
+        var empty = feed.querySelector("li.none");
+        if (empty) {
+          empty.remove();
+        }
+        feed.insertBefore(feedItem(event), feed.firstChild);
+        feed.setAttribute("data-after", String(event.position));
+        while (feed.children.length > 200) {
+          feed.removeChild(feed.lastChild);
+        }
+      };
+    }
+    connect();
     window.addEventListener("pagehide", function () {
-      source.close();
+      if (source) {
+        source.close();
+      }
     });
   }
 
