@@ -218,9 +218,7 @@ def setup(ctx: PluginContext) -> None:
     # -- sign-in -----------------------------------------------------------------
 
     def sign_in_markup(message: str = "") -> Html:
-        return pages.sign_in_page(
-            assets, message=message, jwt=jwt_mode, closed=not sessions and not jwt_mode
-        )
+        return pages.sign_in_page(assets, message=message, keys=bool(sessions), jwt=jwt_mode)
 
     @route("/console/sign-in")
     async def sign_in_form(request: Request) -> HTTPResponse:
