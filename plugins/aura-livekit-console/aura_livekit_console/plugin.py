@@ -203,14 +203,13 @@ def setup(ctx: PluginContext) -> None:
     def route(
         uri: str, methods: Sequence[str] = ("GET",), **options: Any
     ) -> Callable[[Handler], Handler]:
+        """A console route: out of the OpenAPI document (it is HTML, not the API), and
+        exempt from the service's key check unless ``ctx_api_keys=True`` is given."""
+        guarded = options.pop("ctx_api_keys", False)
+
         def add(handler: Handler) -> Handler:
             excluded = openapi.exclude()(handler)
-            bp.route(
-                uri,
-                methods=list(methods),
-                ctx_api_keys=options.pop("ctx_api_keys", False),
-                **options,
-            )(excluded)
+            bp.route(uri, methods=list(methods), ctx_api_keys=guarded, **options)(excluded)
             return handler
 
         return add
