@@ -174,35 +174,36 @@ def _notice(done: str | None, *, element_id: str = "notice") -> Html:
 
 
 def sign_in_page(
-    assets: Assets, *, message: str = "", jwt: bool = False, closed: bool = False
+    assets: Assets, *, message: str = "", keys: bool = True, jwt: bool = False
 ) -> Html:
-    """The sign-in page: a console (or moderation) key, or an identity provider's token
-    when ``jwt``; ``closed`` when nobody can sign in at all."""
-    if closed:
+    """The sign-in page: a console (or moderation) key when ``keys``, an identity
+    provider's token when ``jwt``; neither: the console is closed."""
+    if not keys and not jwt:
         form = Html(
             '<p id="console-closed" role="alert">The console is closed: set '
             "<code>AURA_CONSOLE_KEYS</code> (or <code>AURA_MODERATION_API_KEYS</code>), "
             "or sign in through the identity provider with <code>AURA_AUTH=jwt</code>.</p>"
         )
     else:
-        form = Html(
+        key_form = Html(
             '<form id="sign-in-form" class="card" method="post" action="/console/sign-in">'
             '<label for="key">Console key</label>'
             '<input id="key" name="key" type="password" autocomplete="current-password" '
             'required autofocus spellcheck="false">'
             '<button id="sign-in-button" type="submit">Sign in</button></form>'
         )
-        if jwt:
-            form = html(
-                "{form}"
-                '<form id="token-form" class="card" method="post" '
-                'action="/console/sign-in/token" data-token-sign-in>'
-                '<label for="token">Or a token from your identity provider</label>'
-                '<input id="token" name="token" type="password" autocomplete="off" '
-                'required spellcheck="false">'
-                '<button id="token-button" type="submit">Sign in with token</button></form>',
-                form=form,
-            )
+        token_form = html(
+            '<form id="token-form" class="card" method="post" '
+            'action="/console/sign-in/token" data-token-sign-in>'
+            '<label for="token">{label}</label>'
+            '<input id="token" name="token" type="password" autocomplete="off" '
+            'required spellcheck="false">'
+            '<button id="token-button" type="submit">Sign in with token</button></form>',
+            label="Or a token from your identity provider"
+            if keys
+            else "A token from your identity provider",
+        )
+        form = join(((key_form,) if keys else ()) + ((token_form,) if jwt else ()))
     body = html(
         '<h1>Sign in</h1>\n<p id="sign-in-error" class="error" role="alert"'
         "{hidden}>{message}</p>\n{form}",

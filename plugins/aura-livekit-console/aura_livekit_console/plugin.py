@@ -203,14 +203,13 @@ def setup(ctx: PluginContext) -> None:
     def route(
         uri: str, methods: Sequence[str] = ("GET",), **options: Any
     ) -> Callable[[Handler], Handler]:
+        """A console route: out of the OpenAPI document (it is HTML, not the API), and
+        exempt from the service's key check unless ``ctx_api_keys=True`` is given."""
+        guarded = options.pop("ctx_api_keys", False)
+
         def add(handler: Handler) -> Handler:
             excluded = openapi.exclude()(handler)
-            bp.route(
-                uri,
-                methods=list(methods),
-                ctx_api_keys=options.pop("ctx_api_keys", False),
-                **options,
-            )(excluded)
+            bp.route(uri, methods=list(methods), ctx_api_keys=guarded, **options)(excluded)
             return handler
 
         return add
@@ -218,9 +217,7 @@ def setup(ctx: PluginContext) -> None:
     # -- sign-in -----------------------------------------------------------------
 
     def sign_in_markup(message: str = "") -> Html:
-        return pages.sign_in_page(
-            assets, message=message, jwt=jwt_mode, closed=not sessions and not jwt_mode
-        )
+        return pages.sign_in_page(assets, message=message, keys=bool(sessions), jwt=jwt_mode)
 
     @route("/console/sign-in")
     async def sign_in_form(request: Request) -> HTTPResponse:

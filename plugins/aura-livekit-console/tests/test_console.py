@@ -499,6 +499,7 @@ def jwt_console(aura_client, issuer, monkeypatch):
 def test_signing_in_with_the_identity_providers_token(jwt_console, issuer, claims, status) -> None:
     page = jwt_console.get("/console/sign-in").text
     assert 'id="token-form"' in page and 'id="console-closed"' not in page
+    assert 'id="sign-in-form"' not in page  # no keys: no key to type
     token = issuer.token("ann", claims=claims, ttl=600)
     response = jwt_console.post(
         "/console/sign-in/token", headers={"Authorization": f"Bearer {token}"}
