@@ -436,3 +436,32 @@ def test_sign_in_and_every_action_by_keyboard(console: Console) -> None:
     press(Keys.ENTER)
     console.on_page("sign-in")
     console.no_errors()
+
+
+def test_signing_in_with_the_identity_providers_token(
+    browser: Browser, live_service, livekit_emulator, monkeypatch
+) -> None:
+    # The token form is the one sign-in the script does (a fetch with the bearer
+    # token), so only a browser shows it works.
+    from aura_livekit_backend.testing.issuer import DevIssuer
+
+    monkeypatch.delenv("AURA_CONSOLE_KEYS", raising=False)
+    with DevIssuer("console-test") as issuer:
+        service = live_service(auth="jwt", auth_issuer=issuer.url, auth_audience="console-test")
+        console = Console(service, livekit_emulator, MemoryLog(), browser, service.url)
+        console.open("/console/sign-in")
+        console.on_page("sign-in")
+        assert console.find("#sign-in-form") == []  # no keys: no key to type
+
+        console.one("#token").send_keys(issuer.token("bob", claims={"roles": ["host"]}))
+        console.one("#token-button").click()
+        error = console.wait_for("#sign-in-error:not([hidden])", "the refusal")
+        assert "roles" in error.text and console.page() == "sign-in"
+
+        console.one("#token").clear()
+        console.one("#token").send_keys(issuer.token("ann", claims={"roles": ["console"]}))
+        console.one("#token-button").click()
+        console.on_page("rooms")
+        assert console.one("#operator").get_attribute("data-operator") == "ann"
+    # The refused token's 403, nothing else.
+    assert [m for m in console.errors() if "403" not in m] == []
