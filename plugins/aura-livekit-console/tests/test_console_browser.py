@@ -231,6 +231,51 @@ def test_sign_in_watch_a_room_live_and_close_it(console: Console) -> None:
     console.no_errors()
 
 
+def test_change_the_topic_mute_a_track_and_remove_someone_from_the_page(
+    console: Console,
+) -> None:
+    room = console.create_room(roomTopic="Before")
+    console.join(room, "ann", "Ann", tracks=[{"kind": "audio", "source": "microphone"}])
+    console.join(room, "bob", "Bob")
+    console.sign_in()
+    console.on_page("rooms")
+    console.open(f"/console/room/{room}")
+    console.on_page("room")
+
+    console.one("#topic-input").clear()
+    console.one("#topic-input").send_keys("After")
+    console.one("#topic-button").click()
+    console.on_page("confirm")
+    console.one("#confirm-yes").click()
+    console.on_page("room")
+    assert console.one("#notice").get_attribute("data-notice") == "topic"
+    assert console.one("#room-topic").text == "After"
+    assert console.service.http.get(f"/api/room/{room}").json()["roomTopic"] == "After"
+
+    console.one('tr[data-identity="ann"] button.mute-track').click()
+    console.on_page("confirm")
+    console.one("#confirm-yes").click()
+    console.on_page("room")
+    assert console.one("#notice").get_attribute("data-notice") == "muted"
+    track = console.one('tr[data-identity="ann"] li[data-source="microphone"]')
+    assert track.get_attribute("data-muted") == "true"
+
+    console.one('tr[data-identity="bob"] button.remove-participant').click()
+    console.on_page("confirm")
+    assert "bob" in console.one("#confirm-question").text
+    console.one("#confirm-cancel").click()  # asked, and said no: bob stays
+    console.on_page("room")
+    assert console.find('tr[data-identity="bob"]')
+    console.one('tr[data-identity="bob"] button.remove-participant').click()
+    console.on_page("confirm")
+    console.one("#confirm-yes").click()
+    console.on_page("room")
+    assert console.one("#notice").get_attribute("data-notice") == "removed"
+    assert not console.find('tr[data-identity="bob"]')
+    assert console.find('tr[data-identity="ann"]')
+    console.no_errors()
+
+
 def test_an_action_without_its_csrf_token_is_refused(console: Console) -> None:
     room = console.create_room(roomTopic="Keep me")
     console.sign_in()
