@@ -11,8 +11,8 @@ Not part of the package (``tools/`` is not in the wheel): pytest finds it as
   end (``webdriver.Remote``), so Selenium Manager, the part of Selenium that looks for
   and downloads browsers and drivers, never runs: the fixture makes it fail if it is
   called, and sets ``SE_OFFLINE`` besides.
-- ``browser`` (each test): that Chromium with no cookies or storage left by the test
-  before, at a fixed 1280 by 900 window, as a :class:`Browser`; ``browser.phone()``
+- ``browser`` (each test): that Chromium with no page, cookie or cache left by the
+  test before, at a fixed 1280 by 900 window, as a :class:`Browser`; ``browser.phone()``
   narrows it to a 390-pixel phone.
 - ``live_service(**fields)``: the app built as the console script builds it (the kit's
   ``aura_settings`` and emulator), served on 127.0.0.1 by a background thread, so the
@@ -64,6 +64,7 @@ __all__ = [
     "chromium",
     "live_service",
     "screenshots",
+    "serving_live",
 ]
 
 #: Debian's packages (``apt-get install chromium chromium-driver``); both are named,
