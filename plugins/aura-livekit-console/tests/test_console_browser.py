@@ -229,6 +229,11 @@ def test_sign_in_watch_a_room_live_and_close_it(console: Console) -> None:
     assert room not in console.emulator.room_names()
     assert not console.find(f'#rooms-body tr[data-room="{room}"]')
     console.no_errors()
+    # Offline: every page, script, stylesheet and refresh came from the service.
+    elsewhere = [
+        url for url in console.browser.requested_urls() if not url.startswith(console.url + "/")
+    ]
+    assert elsewhere == []
 
 
 def test_change_the_topic_mute_a_track_and_remove_someone_from_the_page(
@@ -352,6 +357,17 @@ def test_markup_in_topics_names_and_metadata_is_shown_as_text_and_runs_nothing(
     nothing_ran("history")
     # Had any of it become markup, Chromium would have refused to run it and said so.
     console.no_errors()
+    # As it does here: the policy is in force on the console's pages.
+    console.browser.script(
+        "const s = document.createElement('script');"
+        "s.textContent = \"window.__pwned = 'inline';\"; document.body.append(s);"
+    )
+    refused = console.browser.wait_until(
+        lambda: [m for m in console.errors() if "Content Security Policy" in m],
+        what="the refusal",
+    )
+    assert "inline script" in refused[0]
+    assert console.browser.script("return window.__pwned;") is None
 
 
 def test_a_wrong_or_missing_key_shows_the_sign_in_page_and_no_data(console: Console) -> None:
