@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -337,6 +338,7 @@ class LoopbackProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._refusing = False
+        self._answer: bytes | None = None
         #: Connections accepted so far (refused ones included).
         self.accepted = 0
         self.port = 0
@@ -373,7 +375,13 @@ class LoopbackProxy:
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         if self._refusing:
-            writer.transport.abort()
+            if self._answer is not None:
+                writer.write(self._answer)
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.drain()
+                writer.close()
+            else:
+                writer.transport.abort()
             return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
@@ -401,13 +409,15 @@ class LoopbackProxy:
         return int(self._call(cut()))
 
     @contextmanager
-    def down(self) -> Iterator[None]:
-        """The network is down until the block ends: every open connection cut, every
-        new one closed as soon as it is made (a browser sees a network error and
-        retries)."""
+    def down(self, answer: bytes | None = None) -> Iterator[None]:
+        """The service is unreachable until the block ends: every open connection cut,
+        and every new one closed as soon as it is made (a network error, which a
+        browser retries) or, given ``answer``, answered with those bytes first (say a
+        proxy's ``503``, after which an ``EventSource`` gives up)."""
 
         async def refuse(refusing: bool) -> None:
             self._refusing = refusing
+            self._answer = answer
 
         self._call(refuse(True))
         self.drop()
