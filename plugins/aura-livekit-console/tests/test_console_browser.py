@@ -119,7 +119,12 @@ class Console:
         self.browser.get(self.url + path)
 
     def page(self) -> str:
-        return str(self.browser.script("return document.body.dataset.page;"))
+        """The page shown (its ``body[data-page]``), once the whole of it is parsed."""
+        return str(
+            self.browser.script(
+                "return document.readyState === 'loading' ? null : document.body.dataset.page;"
+            )
+        )
 
     def find(self, css: str) -> list[WebElement]:
         return self.browser.driver.find_elements(By.CSS_SELECTOR, css)
@@ -489,7 +494,8 @@ def test_sign_in_and_every_action_by_keyboard(console: Console) -> None:
     def press(key: str) -> None:
         console.browser.driver.switch_to.active_element.send_keys(key)
 
-    assert focused() == "key"  # the page starts in the key's field
+    # The page starts in the key's field (autofocus: applied once the page renders).
+    console.browser.wait_until(lambda: focused() == "key", what="focus on the key")
     press(KEY)
     tab_to("sign-in-button")
     press(Keys.ENTER)
@@ -503,7 +509,7 @@ def test_sign_in_and_every_action_by_keyboard(console: Console) -> None:
     tab_to("close-room")
     press(Keys.ENTER)
     console.on_page("confirm")
-    assert focused() == "confirm-yes"
+    console.browser.wait_until(lambda: focused() == "confirm-yes", what="focus on confirming")
     press(Keys.ENTER)
     console.on_page("rooms")
     assert room not in console.emulator.room_names()
