@@ -384,8 +384,9 @@ def test_a_wrong_or_missing_key_shows_the_sign_in_page_and_no_data(console: Cons
         source = console.browser.driver.page_source
         assert "Secret plans" not in source and room not in source, path
     console.sign_in("not-the-key-0123456789abcdefghij")
-    console.on_page("sign-in")
-    assert console.one("#sign-in-error").text == "That key is not valid."
+    # The answer is the sign-in page again, now with its message.
+    error = console.wait_for("#sign-in-error:not([hidden])", "the refusal")
+    assert error.text == "That key is not valid." and console.page() == "sign-in"
     source = console.browser.driver.page_source
     assert "Secret plans" not in source and room not in source
     console.open("/console")
