@@ -342,6 +342,15 @@ class Rooms(Protocol):
         :class:`ParticipantRemoved`."""
         ...
 
+    async def mute_track(
+        self, room_id: str, identity: str, track_sid: str, *, muted: bool = True
+    ) -> Track:
+        """Mute (``muted=False``: unmute, which LiveKit allows only with its
+        ``room.enable_remote_unmute``) a track ``identity`` publishes (its sid, ``TR_…``);
+        the track as it is now. :class:`ParticipantNotFound` when the participant or the
+        track is not there."""
+        ...
+
     async def ping(self) -> None:
         """One cheap call; raises :class:`LiveKitError` when LiveKit cannot answer."""
         ...

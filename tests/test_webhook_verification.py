@@ -201,7 +201,7 @@ def test_reasons_tracks_egress_ingress_and_jobs_are_read() -> None:
     published.track.type, published.track.source = models.AUDIO, models.MICROPHONE
     track = read_event(encode_event(published))
     assert isinstance(track, TrackPublished)
-    assert (track.track.sid, track.track.type, track.track.source, track.track.name) == (
+    assert (track.track.sid, track.track.kind, track.track.source, track.track.name) == (
         "TR_abc",
         "audio",
         "microphone",

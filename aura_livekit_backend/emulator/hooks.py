@@ -4,7 +4,9 @@ The emulator carries no media, so nobody joins over WebRTC; behind
 ``aura-livekit-backend --dev`` these let a person, or a test in another process,
 stand in for joins and leaves:
 
-- ``POST /_emulator/rooms/{room}/participants`` with ``{"identity": …, "name": …}``,
+- ``POST /_emulator/rooms/{room}/participants`` with ``{"identity": …, "name": …,
+  "tracks": [{"kind": "audio", "source": "microphone", "name": …, "muted": false}]}``
+  (``name`` and ``tracks`` optional),
   or ``{"token": …}``: a join token, read as LiveKit reads it at signalling (its
   identity, name, metadata, attributes, and its ``roomConfig`` when the join creates
   the room: a room that exists ignores it)
@@ -95,12 +97,14 @@ def add_hooks(
         room = request.match_info["room"]
         try:
             body = await request.json()
+            tracks: list[Any] = []
             if "token" in body:
                 identity, name = None, ""
                 join_token = str(body["token"])
             else:
                 identity = body["identity"]
                 name = body.get("name", "")
+                tracks = list(body.get("tracks", []))
         except (ValueError, KeyError, TypeError, AttributeError):
             return web.json_response(
                 {"error": 'send {"identity": "...", "name": "..."} or {"token": "..."}'},
@@ -113,7 +117,12 @@ def add_hooks(
                 except ValueError as exc:
                     return web.json_response({"error": str(exc)}, status=401)
             else:
-                joined = rooms.add_participant(room, str(identity), str(name))
+                joined = rooms.add_participant(room, str(identity), str(name), tracks=tracks)
+        except (ValueError, AttributeError, TypeError):
+            return web.json_response(
+                {"error": 'each track: {"kind": "audio"|"video"|"data", "source": …}'},
+                status=400,
+            )
         except KeyError:
             return web.json_response({"error": "no such room"}, status=404)
         except RoomFull:

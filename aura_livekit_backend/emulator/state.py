@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +112,13 @@ class Rooms:
         room_config: room_pb.RoomConfiguration | None = None,
         metadata: str = "",
         attributes: dict[str, str] | None = None,
+        tracks: Iterable[Mapping[str, Any]] = (),
     ) -> models.ParticipantInfo:
         """Join ``identity`` to ``room``; RoomFull when full, KeyError when no such room.
+
+        ``tracks`` are what they publish at once, each ``{"kind": "audio"|"video"|"data",
+        "source": "microphone"|"camera"|…, "name": …, "muted": bool}`` (every key
+        optional); ValueError for a kind or source LiveKit does not have.
 
         With ``room_config`` (a join token's ``roomConfig``), a missing room is created
         from it, its agents dispatched — and for a room that exists it is ignored, as
@@ -135,6 +140,7 @@ class Rooms:
             limit = state.proto.max_participants
             if identity not in state.participants and 0 < limit <= len(state.participants):
                 raise RoomFull(room)
+            published = [_track(track) for track in tracks]
             now = self.clock()
             replaced = state.participants.pop(identity, None)
             if replaced is not None:
@@ -147,15 +153,28 @@ class Rooms:
                 state=models.ParticipantInfo.State.ACTIVE,
                 joined_at=int(now),
                 joined_at_ms=int(now * 1000),
-                is_publisher=publisher,
+                is_publisher=publisher or bool(published),
                 metadata=metadata,
                 attributes=attributes or {},
+                tracks=published,
             )
             state.participants[identity] = participant
             state.ever_joined = True
             state.emptied_at = None
             self._report("participant_joined", state, participant)
             return participant
+
+    def create_rooms(
+        self, names: Iterable[str], *, empty_timeout: int = 0, metadata: str = ""
+    ) -> None:
+        """Rooms named ``names`` at once, as CreateRoom makes them (many, for a test)."""
+        with self._lock:
+            for name in names:
+                if self._live_room(name) is None:
+                    request = room_pb.CreateRoomRequest(
+                        name=name, empty_timeout=empty_timeout, metadata=metadata
+                    )
+                    self._create(request)
 
     def remove_participant(self, room: str, identity: str) -> None:
         """``identity`` leaves ``room``, if there; the departure timeout starts when it empties."""
@@ -349,6 +368,19 @@ class Rooms:
             state.emptied_at = self.clock()
         return room_pb.RemoveParticipantResponse()
 
+    def _rpc_mute_published_track(
+        self, message: room_pb.MuteRoomTrackRequest, grants: Grants
+    ) -> room_pb.MuteRoomTrackResponse:
+        _require(grants, "roomAdmin", message.room)
+        state = self._live_room(message.room)
+        if state is None or message.identity not in state.participants:
+            raise TwirpFault("not_found", "participant does not exist")
+        for track in state.participants[message.identity].tracks:
+            if track.sid == message.track_sid:
+                track.muted = message.muted
+                return room_pb.MuteRoomTrackResponse(track=track)
+        raise TwirpFault("not_found", "track is not found")
+
     # -- AgentDispatchService --------------------------------------------------------
 
     def _dispatch_room(self, room: str, grants: Grants) -> _Room:
@@ -385,6 +417,21 @@ class Rooms:
         if made is None:
             raise TwirpFault("not_found", "dispatch does not exist")
         return made
+
+
+def _track(given: Mapping[str, Any]) -> models.TrackInfo:
+    """A published track from a test's description of it."""
+    kind = str(given.get("kind", "audio")).upper()
+    source = str(given.get("source", "microphone" if kind == "AUDIO" else "camera")).upper()
+    # Value() raises ValueError for a name the enum does not have.
+    models.TrackType.Value(kind), models.TrackSource.Value(source)
+    return models.TrackInfo(
+        sid=new_sid("TR_"),
+        type=kind,
+        source=source,
+        name=str(given.get("name", "")),
+        muted=bool(given.get("muted", False)),
+    )
 
 
 def _snake(name: str) -> str:

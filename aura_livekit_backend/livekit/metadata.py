@@ -13,7 +13,7 @@ from typing import Any
 from livekit import api
 
 from ..timestamps import from_unix_ms
-from .models import Participant, RoomInfo
+from .models import Participant, RoomInfo, Track
 
 __all__ = [
     "encode_facts",
@@ -22,6 +22,7 @@ __all__ = [
     "participant_info",
     "proto_position",
     "room_info",
+    "track_info",
 ]
 
 
@@ -113,4 +114,16 @@ def participant_info(info: api.ParticipantInfo) -> Participant:
         joined_at=from_unix_ms(info.joined_at_ms or info.joined_at * 1000),
         is_publisher=info.is_publisher,
         state=api.ParticipantInfo.State.Name(info.state).lower(),
+        tracks=tuple(track_info(track) for track in info.tracks),
+    )
+
+
+def track_info(track: api.TrackInfo) -> Track:
+    """The plain :class:`Track` for LiveKit's track message."""
+    return Track(
+        sid=track.sid,
+        name=track.name,
+        kind=api.TrackType.Name(track.type).lower(),
+        source=api.TrackSource.Name(track.source).lower(),
+        muted=track.muted,
     )

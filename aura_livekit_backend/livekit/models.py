@@ -71,6 +71,21 @@ class RoomOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Track:
+    """A track a participant publishes, as LiveKit sees it."""
+
+    #: LiveKit's track sid (``TR_…``).
+    sid: str
+    #: The name the publisher gave it (often empty).
+    name: str
+    #: ``audio``, ``video`` or ``data``.
+    kind: str
+    #: ``camera``, ``microphone``, ``screen_share``, ``screen_share_audio`` or ``unknown``.
+    source: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Participant:
     """Someone in a room, as LiveKit sees them."""
 
@@ -82,6 +97,8 @@ class Participant:
     state: str
     #: LiveKit's id for this session of the participant (``PA_…``); "" when not known.
     sid: str = ""
+    #: The tracks they publish, in LiveKit's order.
+    tracks: tuple[Track, ...] = ()
 
 
 class RoomPage(NamedTuple):
@@ -113,21 +130,6 @@ class Ticket:
 def room_position(room: RoomInfo) -> tuple[int, str]:
     """Where a room stands in a listing: creation time in ms, then name."""
     return (round(room.created_at.timestamp() * 1000), room.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Track:
-    """A track a participant published, as a LiveKit webhook tells it."""
-
-    #: LiveKit's id for the track (``TR_…``).
-    sid: str
-    #: ``audio``, ``video`` or ``data``.
-    type: str
-    #: ``camera``, ``microphone``, ``screen_share``, ``screen_share_audio`` or ``unknown``.
-    source: str
-    #: The name the publisher gave it ("" if none).
-    name: str = ""
-    muted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,15 @@ from .errors import (
     RoomNotFound,
 )
 from .listing import RoomEncoder, RoomSnapshot, SharedListing
-from .metadata import encode_facts, facts_of, new_room_facts, participant_info, room_info
-from .models import AgentRequest, Participant, RoomInfo, RoomOptions, RoomPage
+from .metadata import (
+    encode_facts,
+    facts_of,
+    new_room_facts,
+    participant_info,
+    room_info,
+    track_info,
+)
+from .models import AgentRequest, Participant, RoomInfo, RoomOptions, RoomPage, Track
 from .sids import SidCache, looks_like_sid
 from .transport import Transport
 
@@ -270,6 +277,27 @@ class Rooms:
         info = room_info(room)
         self._events.emit(ParticipantRemoved(info, identity))
         return info
+
+    async def mute_track(
+        self, room_id: str, identity: str, track_sid: str, *, muted: bool = True
+    ) -> Track:
+        """Mute (or unmute) a track ``identity`` publishes; the track as it is now.
+
+        :class:`ParticipantNotFound` when the room has no such participant or the
+        participant no such track (LiveKit answers both as not found). LiveKit
+        unmutes remotely only with its ``room.enable_remote_unmute`` option.
+        """
+        room = await self._find(room_id)
+        request = api.MuteRoomTrackRequest(
+            room=room.name, identity=identity, track_sid=track_sid, muted=muted
+        )
+        try:
+            answer = await self._transport.call(
+                "MutePublishedTrack", self._transport.room.mute_published_track(request)
+            )
+        except NotFoundInLiveKit:
+            raise ParticipantNotFound(identity) from None
+        return track_info(answer.track)
 
     async def list(
         self, *, limit: int | None = None, after: tuple[int, str] | None = None

@@ -265,7 +265,7 @@ def _participant(info: models.ParticipantInfo) -> Participant:
 def _track(track: models.TrackInfo) -> Track:
     return Track(
         sid=track.sid,
-        type=_enum_name(models.TrackType, track.type),
+        kind=_enum_name(models.TrackType, track.type),
         source=_enum_name(models.TrackSource, track.source),
         name=track.name,
         muted=track.muted,

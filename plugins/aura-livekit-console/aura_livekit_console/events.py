@@ -1,0 +1,265 @@
+"""What the console reads from the event log (``ctx.events``): the recent events, the
+live feed relayed as Server-Sent Events, and the history of rooms that ended.
+
+Per worker and bounded: a tail of the newest :data:`TAIL` entries (for the feed page
+and each room's recent events), and the history folded from the log as it grows (the
+rooms open now and the last :data:`HISTORY_SIZE` that ended). Each page read catches
+them up from where they were; nothing is kept in a session or shared between workers,
+so every worker answers the same from the same log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sanic import HTTPResponse, Request
+from sanic.exceptions import SanicException
+
+from aura_livekit_backend.plugin import ApiError, EventLogUnavailable, LoggedEvent, PluginContext
+
+from .pages import EndedRoom
+
+__all__ = ["HISTORY_SIZE", "TAIL", "ConsoleEvents", "sse_message"]
+
+#: Newest entries each worker keeps for the feed page and the rooms' recent events.
+TAIL = 1000
+#: Rooms that ended, kept per worker for the history page.
+HISTORY_SIZE = 500
+#: Open rooms the history remembers (their start and peak) until they end.
+OPEN_ROOMS = 20_000
+#: Entries read from the log at once.
+BATCH = 500
+#: Entries one page request may fold into the history at most (the rest: next time).
+FOLD_BUDGET = 20_000
+#: Seconds between two comments on a quiet stream (proxies close silent connections).
+HEARTBEAT_SECONDS = 15.0
+#: Seconds one write to a stream's client may take before the client counts as gone.
+SEND_TIMEOUT = 10.0
+
+_STARTS = ("livekit.room.started", "aura.room.created")
+_ENDS = ("livekit.room.finished", "aura.room.deleted")
+_JOINS = ("livekit.participant.joined",)
+_LEAVES = ("livekit.participant.left", "livekit.participant.connection_aborted")
+
+
+def sse_message(entry: LoggedEvent) -> str:
+    """One Server-Sent Event for ``entry``: its position as the id, JSON as the data."""
+    data = json.dumps(
+        {
+            "position": entry.position,
+            "name": entry.name,
+            "room": entry.room,
+            "at": entry.at,
+            "data": entry.data,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    # JSON has no raw newline, so the data is one line.
+    return f"id: {entry.position}\ndata: {data}\n\n"
+
+
+def _room_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    room = data.get("room")
+    return room if isinstance(room, Mapping) else {}
+
+
+def _seconds(value: Any) -> float | None:
+    """Unix seconds from an ISO 8601 text, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class ConsoleEvents:
+    """The console's view of ``ctx.events`` for one worker."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        """Read through ``ctx.events`` (handed out per app, used once the worker serves)."""
+        self._ctx = ctx
+        self._tail: deque[LoggedEvent] = deque(maxlen=TAIL)
+        self._tail_at: int | None = None
+        self._folded_at = 0
+        self._open: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._ended: deque[EndedRoom] = deque(maxlen=HISTORY_SIZE)
+        self._ends_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    # -- the tail ----------------------------------------------------------------
+
+    async def _catch_up_tail(self) -> None:
+        events = self._ctx.events
+        if self._tail_at is None:
+            last = await events.last_position()
+            # SQLite's positions count entries; Redis's may leap, then this shows less.
+            self._tail_at = max(0, last - TAIL)
+        for _ in range(FOLD_BUDGET // BATCH):
+            page = await events.read(after=self._tail_at, limit=BATCH)
+            self._tail.extend(page.events)
+            self._tail_at = page.next
+            if len(page.events) < BATCH:
+                return
+        # Far behind (a burst since the last look): the newest are what a tail shows.
+        self._tail.clear()
+        self._tail_at = max(self._tail_at, await events.last_position() - TAIL)
+
+    async def recent(self, *, room: str | None = None, limit: int = 50) -> list[LoggedEvent] | None:
+        """The newest ``limit`` events (about ``room``), newest first; None when the log
+        cannot be read."""
+        try:
+            async with self._lock:
+                await self._catch_up_tail()
+        except EventLogUnavailable:
+            return None
+        found = []
+        for entry in reversed(self._tail):
+            if room is None or entry.room == room:
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        return found
+
+    async def last_position(self) -> int:
+        """The newest position in the log (0 when it is empty or cannot be read)."""
+        try:
+            return await self._ctx.events.last_position()
+        except EventLogUnavailable:
+            return 0
+
+    # -- the live feed -----------------------------------------------------------
+
+    async def relay(self, request: Request, *, until: float) -> HTTPResponse:
+        """Stream the log to an EventSource, from ``Last-Event-ID`` (a reconnection) or
+        ``?after=`` (the page's newest), until the session ends at ``until``."""
+        after = _position(request.headers.get("last-event-id") or request.args.get("after"))
+        stream = self._ctx.events.follow(after=after)
+        response: HTTPResponse | None = await request.respond(
+            content_type="text/event-stream; charset=utf-8",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        assert response is not None  # respond() on a fresh request always answers
+
+        async def send(text: str) -> None:
+            await asyncio.wait_for(response.send(text), SEND_TIMEOUT)
+
+        try:
+            # retry: how long the browser waits before it reconnects on its own.
+            await send("retry: 2000\n: connected\n\n")
+            async with stream:
+                while time.time() < until:
+                    try:
+                        entry = await stream.next(
+                            timeout=min(HEARTBEAT_SECONDS, until - time.time())
+                        )
+                    except StopAsyncIteration:
+                        break  # the worker is stopping
+                    except EventLogUnavailable:
+                        await send(": the event log is unavailable; retrying\n\n")
+                        await asyncio.sleep(1)
+                        continue
+                    await send(sse_message(entry) if entry is not None else ": heartbeat\n\n")
+        except (asyncio.TimeoutError, ConnectionError, SanicException):
+            return response  # the client stopped reading or went away: nothing more to send
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, SanicException):
+            await asyncio.wait_for(response.send("", end_stream=True), SEND_TIMEOUT)
+        return response
+
+    # -- history -----------------------------------------------------------------
+
+    async def ended_rooms(self) -> tuple[Sequence[EndedRoom], bool] | None:
+        """Rooms that ended, newest first, and whether the history has read the whole
+        log yet; None when the log cannot be read."""
+        try:
+            async with self._lock:
+                caught_up = await self._fold()
+        except EventLogUnavailable:
+            return None
+        return list(reversed(self._ended)), caught_up
+
+    async def _fold(self) -> bool:
+        events = self._ctx.events
+        for _ in range(FOLD_BUDGET // BATCH):
+            page = await events.read(
+                after=self._folded_at,
+                limit=BATCH,
+                names=(*_STARTS, *_ENDS, *_JOINS, *_LEAVES),
+            )
+            for entry in page.events:
+                self._apply(entry)
+            self._folded_at = page.next
+            if len(page.events) < BATCH and page.next >= await events.last_position():
+                return True
+        return False
+
+    def _apply(self, entry: LoggedEvent) -> None:
+        name = entry.room
+        if not name:
+            return
+        room = _room_of(entry.data)
+        sid = str(room.get("sid", ""))
+        if entry.name in _STARTS:
+            if name not in self._open:
+                if len(self._open) >= OPEN_ROOMS:
+                    self._open.popitem(last=False)  # the longest open goes first
+                self._open[name] = {
+                    "sid": sid,
+                    "topic": str(room.get("topic") or name),
+                    "started": _seconds(room.get("created_at")) or entry.at,
+                    "count": 0,
+                    "peak": int(room.get("num_participants") or 0),
+                }
+            return
+        record = self._open.get(name)
+        if entry.name in _JOINS or entry.name in _LEAVES:
+            if record is None:
+                record = self._open[name] = {
+                    "sid": sid,
+                    "topic": str(room.get("topic") or name),
+                    "started": _seconds(room.get("created_at")),
+                    "count": 0,
+                    "peak": 0,
+                }
+            step = 1 if entry.name in _JOINS else -1
+            record["count"] = max(0, record["count"] + step)
+            # LiveKit's own count rides on the event too: a join missed is still seen.
+            counted = int(room.get("num_participants") or 0)
+            record["peak"] = max(record["peak"], record["count"], counted)
+            return
+        # An end: aura.room.deleted and livekit.room.finished both tell of one close.
+        key = (name, sid)
+        if key in self._ends_seen:
+            return
+        self._ends_seen[key] = None
+        if len(self._ends_seen) > 2 * HISTORY_SIZE:
+            self._ends_seen.popitem(last=False)
+        record = self._open.pop(name, None) or {}
+        self._ended.append(
+            EndedRoom(
+                name=name,
+                topic=str(record.get("topic") or room.get("topic") or name),
+                started=record.get("started") or _seconds(room.get("created_at")),
+                ended=entry.at,
+                peak=max(int(record.get("peak", 0)), int(room.get("num_participants") or 0)),
+                how=entry.name,
+            )
+        )
+
+
+def _position(text: str | None) -> int | None:
+    """A position from ``Last-Event-ID`` or ``?after=``; None (from now on) when absent."""
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or len(text) > 20:
+        raise ApiError(400, "after: must be a position (digits)")
+    return int(text)
