@@ -156,8 +156,9 @@ class EventFeed:
             stream._end()
         self._streams.clear()
         task, self._task = self._task, None
-        # Cancelled again until done: asyncio.wait_for (Python < 3.12) swallows a
-        # cancellation that arrives as the future it waits for completes.
+        # Cancelled again until done: the Redis log bounds its calls with asyncio.wait_for,
+        # which before Python 3.12 swallows a cancellation that arrives as the call
+        # completes (the log's `wait` no longer does).
         while task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
