@@ -120,8 +120,10 @@ class EventFeed:
         self.position: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
-        # Weak: a stream its owner forgot (a loop left with `break`) leaves the feed
-        # when it is collected, instead of filling a buffer nobody reads.
+        # Weak: a stream its owner forgot (a loop left with `break`) leaves the feed with
+        # its last reference, freed at once (a stream is in no reference cycle, so no
+        # collector run is needed). One still referenced but never read again (kept by a
+        # stored traceback, say) is dropped when its buffer fills, and never rejoins.
         self._streams: weakref.WeakSet[FeedStream] = weakref.WeakSet()
         self._warned = float("-inf")
 
@@ -295,7 +297,8 @@ class FeedStream:
     ``async for entry in stream`` waits for each; :meth:`next` waits at most a given
     time (for heartbeats). The loop ends when the worker stops. Close the stream
     (:meth:`aclose`, or ``async with``) when done; one merely dropped leaves the feed
-    when it is garbage-collected.
+    with its last reference, and one kept but no longer read leaves it when its buffer
+    fills.
     """
 
     def __init__(
