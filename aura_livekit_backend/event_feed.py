@@ -120,8 +120,10 @@ class EventFeed:
         self.position: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
-        # Weak: a stream its owner forgot (a loop left with `break`) leaves the feed
-        # when it is collected, instead of filling a buffer nobody reads.
+        # Weak: a stream its owner forgot (a loop left with `break`) leaves the feed with
+        # its last reference, freed at once (a stream is in no reference cycle, so no
+        # collector run is needed). One still referenced but never read again (kept by a
+        # stored traceback, say) is dropped when its buffer fills, and never rejoins.
         self._streams: weakref.WeakSet[FeedStream] = weakref.WeakSet()
         self._warned = float("-inf")
 
@@ -156,8 +158,9 @@ class EventFeed:
             stream._end()
         self._streams.clear()
         task, self._task = self._task, None
-        # Cancelled again until done: asyncio.wait_for (Python < 3.12) swallows a
-        # cancellation that arrives as the future it waits for completes.
+        # Cancelled again until done: the Redis log bounds its calls with asyncio.wait_for,
+        # which before Python 3.12 swallows a cancellation that arrives as the call
+        # completes (the log's `wait` no longer does).
         while task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
@@ -294,7 +297,8 @@ class FeedStream:
     ``async for entry in stream`` waits for each; :meth:`next` waits at most a given
     time (for heartbeats). The loop ends when the worker stops. Close the stream
     (:meth:`aclose`, or ``async with``) when done; one merely dropped leaves the feed
-    when it is garbage-collected.
+    with its last reference, and one kept but no longer read leaves it when its buffer
+    fills.
     """
 
     def __init__(

@@ -22,6 +22,7 @@ import pytest
 
 from aura_livekit_backend.emulator import free_port
 from aura_livekit_backend.eventlog import EventLog, EventLogUnavailable
+from aura_livekit_backend.eventlog._waiters import Waiters
 from aura_livekit_backend.eventlog.factory import build_event_log
 from aura_livekit_backend.eventlog.redis import RedisEventLog
 from aura_livekit_backend.eventlog.sqlite import SQLiteEventLog
@@ -225,6 +226,37 @@ def test_wait_returns_at_once_for_a_known_entry_and_at_the_timeout_otherwise(
             assert time.monotonic() - started >= 0.2
         finally:
             await log.close()
+
+    run(main())
+
+
+def test_a_wait_cancelled_as_the_entry_arrives_is_cancelled() -> None:
+    # The race asyncio.wait_for loses before Python 3.12: the entry wakes the waiter and
+    # a cancellation arrives before it runs again. The waiter must end cancelled, or the
+    # caller (the feed being stopped, an SSE client gone) carries on as if never asked.
+    async def main() -> None:
+        waiters = Waiters()
+        waiting = asyncio.create_task(waiters.wait(0, timeout=60, watch=lambda: None))
+        await asyncio.sleep(0)
+        assert waiters
+        waiters.advance(1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 10)
+        assert not waiters
+
+    run(main())
+
+
+def test_a_waiter_wakes_on_release_and_at_its_timeout() -> None:
+    async def main() -> None:
+        waiters = Waiters()
+        waiting = asyncio.create_task(waiters.wait(0, timeout=60, watch=lambda: None))
+        await asyncio.sleep(0)
+        waiters.release()
+        await asyncio.wait_for(waiting, 10)
+        await asyncio.wait_for(waiters.wait(0, timeout=0.01, watch=lambda: None), 10)
+        assert not waiters
 
     run(main())
 

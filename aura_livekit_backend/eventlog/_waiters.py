@@ -37,8 +37,8 @@ class Waiters:
             return
         self.known = position
         for future, after in list(self._waiting.items()):
-            if after < position and not future.done():
-                future.set_result(None)
+            if after < position:
+                _resolve(future)
 
     async def wait(self, after: int, timeout: float, watch: Callable[[], None]) -> None:
         """Return once an entry past ``after`` is known, or after ``timeout`` seconds.
@@ -47,18 +47,26 @@ class Waiters:
         """
         if self.known > after or timeout <= 0:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._waiting[future] = after
+        # A timer that resolves the future, not asyncio.wait_for: before Python 3.12 that
+        # returns normally when a cancellation (a client gone, the feed stopping) arrives
+        # as the future completes, and the caller carries on as if never cancelled.
+        timer = loop.call_later(timeout, _resolve, future)
         try:
             watch()
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            pass
+            await future
         finally:
+            timer.cancel()
             self._waiting.pop(future, None)
 
     def release(self) -> None:
         """Wake every reader (the log is closing)."""
         for future in self._waiting:
-            if not future.done():
-                future.set_result(None)
+            _resolve(future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
