@@ -231,3 +231,24 @@ def test_every_app_on_the_log_learns_what_one_was_told(
     assert list(rooms) == ["one", "three"]
     assert rooms["one"]["numParticipants"] == 1
     assert livekit_emulator.calls["ListRooms"] == calls
+
+
+def test_rooms_made_and_closed_through_another_app_show_at_once_without_webhooks(
+    serve, livekit_emulator: LiveKitEmulator, aura_settings
+) -> None:
+    # No webhook URL at all: the service's own aura.room.created/deleted entries teach.
+    settings = aura_settings(room_list_cache_seconds=KEEP)
+    maker, other = (serve(settings, plugins=_builtins()) for _ in range(2))
+    pump([maker, other], lambda: all(_follower(c).since is not None for c in (maker, other)))
+    assert listed(other) == {}
+    calls = livekit_emulator.calls["ListRooms"]
+
+    made = maker.post("/api/room/create", json={"userName": "host", "roomTopic": "Made"}).json
+    pump([maker, other], lambda: _learnt(other) >= 1)
+    rooms = listed(other)
+    assert list(rooms) == [made["roomId"]] and rooms[made["roomId"]]["roomTopic"] == "Made"
+
+    maker.run(maker.app.ctx.livekit.rooms.delete(made["roomId"]))
+    pump([maker, other], lambda: _learnt(other) >= 2)
+    assert listed(other) == {}
+    assert livekit_emulator.calls["ListRooms"] == calls + 1  # the one by the deleting app

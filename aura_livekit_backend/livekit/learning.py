@@ -8,6 +8,8 @@ listing and sid cache learn, not only the one that took the delivery:
 - ``livekit.room.started``: the room joins the listing, its sid the sid cache;
 - ``livekit.room.finished``: the room leaves both at once (by sid: a new room may
   have taken the name since);
+- ``aura.room.created`` / ``aura.room.deleted`` (a room made or closed through
+  another worker or replica): the same, so those show at once even without webhooks;
 - ``livekit.participant.joined`` / ``left`` / ``connection_aborted``: the listed
   room's participant count becomes the ``num_participants`` LiveKit reported in the
   event's room.
@@ -40,6 +42,8 @@ from ..events import (
     ParticipantConnectionAborted,
     ParticipantJoined,
     ParticipantLeft,
+    RoomCreated,
+    RoomDeleted,
     RoomFinished,
     RoomStarted,
 )
@@ -53,9 +57,11 @@ logger = logging.getLogger("aura_livekit_backend.livekit")
 _PARTICIPANT_EVENTS = frozenset(
     {ParticipantJoined.name, ParticipantLeft.name, ParticipantConnectionAborted.name}
 )
-#: The event names the caches learn from.
+_CLOSED = frozenset({RoomFinished.name, RoomDeleted.name})
+#: The event names the caches learn from: LiveKit's, and the service's own creates and
+#: deletes (made through another worker or replica).
 LEARNT_EVENTS: frozenset[str] = frozenset(
-    {RoomStarted.name, RoomFinished.name, *_PARTICIPANT_EVENTS}
+    {RoomStarted.name, RoomCreated.name, *_CLOSED, *_PARTICIPANT_EVENTS}
 )
 #: Rooms (by sid) whose ordering and closing are remembered: a bound on memory.
 _REMEMBERED = 10_000
@@ -135,10 +141,17 @@ class RoomLearner:
             return False
         if room.sid in self._finished:
             return False
-        if name == RoomFinished.name:
+        if name in _CLOSED:
             self._remember(self._finished, room.sid, None)
             self._newest.pop(room.sid, None)
             self._rooms.learn_finished(room.name, room.sid)
+            return True
+        if name == RoomCreated.name:
+            # The service's own word, from CreateRoom's answer: LiveKit's events on the
+            # room, when any were applied, are as new or newer.
+            if room.sid in self._newest:
+                return False
+            self._rooms.learn_started(room)
             return True
         if at < self._newest.get(room.sid, float("-inf")):
             return False
