@@ -48,9 +48,12 @@ class CacheFollower:
     async def stop(self) -> None:
         """Stop following; safe to call twice."""
         task, self._task = self._task, None
+        # Cancelled again until done: asyncio.wait_for (Python < 3.12) may swallow one.
         while task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=0.1)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            logger.error("the room caches had stopped learning", exc_info=task.exception())
 
     async def _follow(self) -> None:
         while self.since is None:
