@@ -22,6 +22,7 @@ from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from . import __version__
 from .access import install as install_access
 from .auth.gate import Gate
+from .cache_learning import CacheFollower
 from .docs_page import install as install_docs_page
 from .errors import JsonErrorHandler
 from .event_feed import EventFeed
@@ -135,6 +136,9 @@ def create_app(
     livekit = LiveKit(settings, observer=metrics, events=events, gate=gate, encode_room=room_json)
     app.ctx.settings = settings
     app.ctx.livekit = livekit
+    # Every worker's listing and sid cache learn LiveKit's room events from the log.
+    learning = CacheFollower(feed, livekit.rooms)
+    app.ctx.cache_learning = learning
     install_observability(app, settings, metrics)
     sources = discover() if plugins is None else given(plugins)
     app.ctx.gate = gate
@@ -166,12 +170,14 @@ def create_app(
     @app.after_server_start
     async def start_feed(app: DefaultSanic) -> None:
         feed.start()
+        learning.start()
 
     # Before Sanic waits for open connections to finish: the event streams end here,
     # so a stop is not held up by clients that would listen for ever.
     @app.before_server_stop
     async def stop_feed(app: DefaultSanic) -> None:
         await feed.stop()
+        await learning.stop()
 
     @app.before_server_start
     async def open_livekit(app: DefaultSanic) -> None:
