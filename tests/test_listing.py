@@ -117,6 +117,17 @@ def test_learning_a_start_puts_the_room_in_its_place_and_replaces_one_of_its_nam
     assert again.start_after((3000, "c")) == 2
 
 
+def test_learning_a_start_of_a_room_listed_already_keeps_what_was_listed():
+    # The service's own "room created" reaches the feed a moment after the listing
+    # that already saw someone join: the listing, asked later, is the newer word.
+    snapshot, learnt = taught(
+        [proto("a", 1000, people=1)],
+        lambda listing: listing.learn_started(started("a", 1000, people=0)),
+    )
+    assert learnt is snapshot
+    assert learnt.named("a").num_participants == 1
+
+
 def test_learning_a_finish_drops_the_room_only_if_the_sid_is_its_own():
     rooms = [proto("a", 1000), proto("b", 2000)]
     snapshot, same = taught(rooms, lambda listing: listing.learn_finished("a", "RM_other"))

@@ -236,6 +236,10 @@ class RoomSnapshot:
             if isinstance(change, _Started):
                 room = change.room
                 old = index_of(room.name, None)
+                if old is not None and infos[old].sid == room.sid:
+                    # Listed already: the listing asked LiveKit after the room began,
+                    # so its word (participants, metadata) is as new as the event's.
+                    continue
                 if old is not None:
                     drop(old)
                 position = room_position(room)
@@ -315,8 +319,12 @@ class SharedListing:
     def learn_started(self, room: RoomInfo) -> None:
         """LiveKit says ``room`` started: it joins the snapshot in its place by age.
 
-        Also LiveKit's latest word on a room already listed: it replaces the room of
-        that name. Every ``learn_*`` call is O(1) here; the snapshot is copied once
+        A room of that name and sid already listed stays as listed: the listing asked
+        LiveKit after the room began, so it is no older than the event (a created
+        room's event, learnt a moment late, must not undo a join listed since). A room
+        of that name with another sid (a new room took the name) is replaced.
+
+        Every ``learn_*`` call is O(1) here; the snapshot is copied once
         for all the changes learnt since, when next read (well under a millisecond
         for 10,000 rooms, at C speed, plus one room encoded per change).
         """
