@@ -241,8 +241,8 @@ def _forged(case: str) -> tuple[bytes, dict[str, str], str]:
         "bearer": (body, {"Authorization": "Bearer " + good["Authorization"]}, "not a LiveKit"),
         "garbage": (body, {"Authorization": "not a token at all"}, "not a LiveKit"),
         "tampered": (tampered, good, "does not match"),
-        "other-key": (*_signed(body, key="APIstranger"), "does not know"),
-        "forged": (*_signed(body, secret="a-guessed-secret-0123456789abcdefgh"), "signature"),
+        "other-key": (*_signed(body, key="APIstranger"), "not signed by an API key"),
+        "forged": (*_signed(body, secret="a-guessed-secret-0123456789abcdefgh"), "not signed by"),
         "expired": (*_signed(body, now=time.time() - 600), "expired"),
     }
     return cases[case]
