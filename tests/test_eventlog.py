@@ -245,6 +245,49 @@ def test_retention_keeps_the_newest_entries_by_count(backend: Backend) -> None:
     run(main())
 
 
+def test_an_id_stays_a_duplicate_after_retention_by_count_dropped_its_entry(
+    backend: Backend,
+) -> None:
+    async def main() -> None:
+        log = backend.make(max_events=2)
+        await log.open()
+        try:
+            for id in ("a", "b", "c"):
+                await log.append(id, "x.y.z", None, 1.0, {})
+            assert [e.id for e in await log.read(0, 100)] == ["b", "c"]
+            # LiveKit redelivers "a": its entry is gone, the id is still remembered.
+            assert await log.append("a", "x.y.z", None, 1.0, {}) is None
+            assert [e.id for e in await log.read(0, 100)] == ["b", "c"]
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_sqlite_remembers_ids_for_the_age_but_at_most_a_day(tmp_path: Path) -> None:
+    # Redis does the same with its id keys' TTL, in real time (not the test's clock).
+    async def main() -> None:
+        hourly, weekly = Backend("sqlite", tmp_path / "h"), Backend("sqlite", tmp_path / "w")
+        hour, week = hourly.make(max_age=3600), weekly.make(max_age=7 * DAY)
+        await opened(hour, week)
+        try:
+            assert await hour.append("h", "x.y.z", None, 1.0, {}) is not None
+            hourly.clock.now += 3601
+            await hour.append("later", "x.y.z", None, 1.0, {})  # the age trim runs
+            # Entry and id both gone with the age: "h" is a new event again.
+            assert await hour.append("h", "x.y.z", None, 1.0, {}) is not None
+            assert await week.append("w", "x.y.z", None, 1.0, {}) is not None
+            weekly.clock.now += DAY + 1
+            await week.append("later", "x.y.z", None, 1.0, {})  # the age trim runs
+            # The id is forgotten after a day, but its entry (kept a week) still
+            # refuses it.
+            assert await week.append("w", "x.y.z", None, 1.0, {}) is None
+        finally:
+            await closed(hour, week)
+
+    run(main())
+
+
 def test_retention_drops_entries_older_than_the_age(backend: Backend) -> None:
     async def main() -> None:
         log = backend.make(max_age=3600)
