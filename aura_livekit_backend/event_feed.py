@@ -481,6 +481,10 @@ class NoEventLog:
         """Refuse."""
         raise EventLogUnavailable("this process has no event log")
 
+    async def mark_told(self, id: str) -> bool:
+        """Refuse."""
+        raise EventLogUnavailable("this process has no event log")
+
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:
         """Refuse."""
         raise EventLogUnavailable("this process has no event log")

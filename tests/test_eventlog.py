@@ -157,6 +157,28 @@ def test_positions_only_grow_across_two_workers(backend: Backend) -> None:
     run(main())
 
 
+def test_an_event_is_marked_told_once_whichever_worker_marks_it(backend: Backend) -> None:
+    async def main() -> None:
+        one, two = backend.make(), backend.make()
+        await opened(one, two)
+        try:
+            await one.append("evt-1", "livekit.room.started", "r", 1.0, {})
+            # Kept is not told: a duplicate append leaves it to be told.
+            assert await two.append("evt-1", "livekit.room.started", "r", 1.0, {}) is None
+            # Both workers race to tell it: exactly one wins.
+            first = await asyncio.gather(*(log.mark_told("evt-1") for log in (one, two) * 5))
+            assert sorted(first) == [False] * 9 + [True]
+            assert await one.mark_told("evt-1") is False
+            # An id the log never kept is nobody's to tell.
+            assert await two.mark_told("never-kept") is False
+            await one.append("evt-2", "livekit.room.finished", "r", 1.0, {})
+            assert await two.mark_told("evt-2") is True
+        finally:
+            await closed(one, two)
+
+    run(main())
+
+
 def test_one_workers_appends_keep_the_order_they_were_made_in(backend: Backend) -> None:
     async def main() -> None:
         log = backend.make()

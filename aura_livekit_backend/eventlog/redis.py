@@ -6,7 +6,9 @@ Three kinds of keys, all under ``aura:events``:
   (when it was appended: what retention by age goes by) and ``e`` (the event as JSON);
 - ``aura:events:seq`` — the counter positions come from (it only grows);
 - ``aura:events:id:<id>`` — one per event id, kept for the retention age but at most a
-  day: while it exists, appending that id appends nothing.
+  day: while it exists, appending that id appends nothing;
+- ``aura:events:told:<id>`` — set (``NX``, with the same lifetime) by the one
+  delivery of that id that tells it to subscribers (:meth:`RedisEventLog.mark_told`).
 
 An append is one Lua script, so it is atomic across replicas: claim the id
 (``SET NX``), take the next position (``INCR``) and add the entry with it (``XADD``,
@@ -94,6 +96,17 @@ if last == nil then
 end
 local position = tonumber(string.match(last, '^(%d+)'))
 return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-0', position + 1))
+"""
+
+# KEYS: id key, told key. ARGV: TTL. Only an id the log remembers can be marked.
+_MARK_TOLD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return 1
+end
+return 0
 """
 
 _APPEND_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
@@ -259,6 +272,16 @@ class RedisEventLog:
                 for reply in replies
             ]
         raise AssertionError("unreachable")
+
+    async def mark_told(self, id: str) -> bool:
+        """Record that ``id`` is being told; True for the one call that records it."""
+        # EVAL, not EVALSHA: a webhook's rate, and nothing to reload after a restart.
+        marked: Any = await self._call(
+            self._redis().eval(
+                _MARK_TOLD, 2, f"{self._key}:id:{id}", f"{self._key}:told:{id}", self._dedupe_ttl
+            )
+        )
+        return bool(marked)
 
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` entries with positions greater than ``after``, oldest first."""

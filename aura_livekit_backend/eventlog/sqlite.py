@@ -75,7 +75,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS seen (
     id TEXT PRIMARY KEY,
     -- when it was appended (Unix seconds): what the age trim goes by
-    added REAL NOT NULL
+    added REAL NOT NULL,
+    -- 1 once a delivery of it was told to subscribers (mark_told)
+    told INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID
 """,
     "CREATE INDEX IF NOT EXISTS seen_added ON seen (added)",
@@ -230,6 +232,10 @@ class SQLiteEventLog:
             self._writer = loop.create_task(self._write_queued())
         return await future
 
+    async def mark_told(self, id: str) -> bool:
+        """Record that ``id`` is being told; True for the one call that records it."""
+        return await self._run(self._mark_told, id)
+
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` entries with positions greater than ``after``, oldest first."""
         if limit <= 0:
@@ -322,9 +328,14 @@ class SQLiteEventLog:
                         positions.append(None)
                         continue
                     # Ignored when the entry outlived its id in `seen` (an age over a
-                    # day, or a file from before `seen`): a duplicate all the same.
+                    # day, or a file from before `seen`): a duplicate all the same,
+                    # told when it was first kept.
                     cursor.execute(_INSERT, (id, name, room, at, now, data))
-                    positions.append(cursor.lastrowid if cursor.rowcount == 1 else None)
+                    if cursor.rowcount == 1:
+                        positions.append(cursor.lastrowid)
+                    else:
+                        cursor.execute("UPDATE seen SET told = 1 WHERE id = ?", (id,))
+                        positions.append(None)
                 self._trim(db, now)
                 db.execute("COMMIT")
             except BaseException:
@@ -355,6 +366,17 @@ class SQLiteEventLog:
             db.execute("DELETE FROM events WHERE added < ?", (cutoff,))
         else:
             db.execute("DELETE FROM events WHERE position < ?", (young[0],))
+
+    def _mark_told(self, id: str) -> bool:
+        try:
+            # One statement, its own transaction: SQLite's write lock makes it atomic
+            # across the workers' processes.
+            cursor = self._db().execute("UPDATE seen SET told = 1 WHERE id = ? AND told = 0", (id,))
+        except sqlite3.Error as exc:
+            raise EventLogUnavailable(
+                f"cannot write the event log {self.path} ({self._setting}): {exc}"
+            ) from exc
+        return cursor.rowcount == 1
 
     def _select(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         try:
