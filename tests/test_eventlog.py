@@ -8,6 +8,7 @@ worker processes share is the file or the server, and so do these.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from aura_livekit_backend.emulator import free_port
+from aura_livekit_backend.event_feed import EventFeed
 from aura_livekit_backend.eventlog import EventLog, EventLogUnavailable
 from aura_livekit_backend.eventlog.factory import build_event_log
 from aura_livekit_backend.eventlog.redis import RedisEventLog
@@ -256,11 +258,15 @@ def test_retention_keeps_the_newest_entries_by_count(backend: Backend) -> None:
         one, two = backend.make(max_events=5), backend.make(max_events=5)
         await opened(one, two)
         try:
-            for n in range(12):
+            positions = [
                 await (one if n % 3 else two).append(f"e{n}", "x.y.z", None, n, {})
+                for n in range(12)
+            ]
             assert [e.id for e in await one.read(0, 100)] == [f"e{n}" for n in range(7, 12)]
             # Positions go on from where they were, whatever was dropped.
-            assert await two.append("next", "x.y.z", None, 1.0, {}) == 13
+            last = positions[-1]
+            assert last is not None
+            assert await two.append("next", "x.y.z", None, 1.0, {}) == last + 1
         finally:
             await closed(one, two)
 
@@ -493,14 +499,53 @@ def test_the_log_recovers_when_redis_comes_back(own_redis) -> None:
         log = RedisEventLog(own_redis.url, max_events=10, max_age=DAY)
         await log.open()
         try:
-            assert await log.append("before", "x.y.z", None, 1.0, {}) == 1
+            before = await log.append("before", "x.y.z", None, 1.0, {})
+            assert before is not None
             own_redis.stop()
             with pytest.raises(EventLogUnavailable):
                 await asyncio.wait_for(log.append("during", "x.y.z", None, 1.0, {}), 5)
             own_redis.start()  # an empty Redis (the test's has no persistence)
-            assert await log.append("after", "x.y.z", None, 1.0, {}) == 1
-            assert [e.id for e in await log.read(0, 10)] == ["after"]
+            after = await log.append("after", "x.y.z", None, 1.0, {})
+            # The counter was lost with everything else; positions still only grow, so
+            # a reader resuming after `before` sees `after`.
+            assert after is not None and after > before
+            assert [e.id for e in await log.read(before, 10)] == ["after"]
+            assert await log.last_position() == after
         finally:
+            await log.close()
+
+    run(main())
+
+
+def test_a_feed_follows_on_across_a_redis_restart_that_lost_everything(own_redis) -> None:
+    async def main() -> None:
+        log = RedisEventLog(own_redis.url, max_events=1000, max_age=DAY)
+        await log.open()
+        feed = EventFeed(log, wait_seconds=0.2)
+        feed.start()
+        try:
+            for n in range(3):
+                await log.append(f"ev-{n}", "aura.room.created", "r", 1.0, {})
+            for _ in range(500):  # until the feed has read to the log's end
+                if feed.live and feed.position == await log.last_position():
+                    break
+                await asyncio.sleep(0.01)
+            stream = feed.follow()
+            assert await stream.next(timeout=0.3) is None  # from now on: nothing yet
+            own_redis.stop()
+            own_redis.start()  # no persistence: the counter is gone too
+            position = None
+            for _ in range(50):  # the first calls may still meet the closed connection
+                with contextlib.suppress(EventLogUnavailable):
+                    position = await log.append("ev-3", "aura.room.created", "r", 1.0, {})
+                    break
+                await asyncio.sleep(0.1)
+            assert position is not None
+            entry = await stream.next(timeout=10)
+            assert entry is not None and (entry.id, entry.position) == ("ev-3", position)
+            await stream.aclose()
+        finally:
+            await feed.stop()
             await log.close()
 
     run(main())
@@ -522,7 +567,8 @@ def test_a_redis_that_lost_its_scripts_gets_them_again(redis_server) -> None:
         finally:
             await log.close()
 
-    assert run(main()) == [1, 2]
+    first, second = run(main())
+    assert first is not None and second == first + 1
 
 
 WRITER = """
