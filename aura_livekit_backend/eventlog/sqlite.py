@@ -73,14 +73,14 @@ CREATE TABLE IF NOT EXISTS events (
     # entries still refuse them (the UNIQUE id of `events`).
     """
 CREATE TABLE IF NOT EXISTS seen (
-    id TEXT PRIMARY KEY,
-    -- when it was appended (Unix seconds): what the age trim goes by
+    id TEXT NOT NULL UNIQUE,
+    -- when it was appended (Unix seconds): what the age trim goes by; rows come in
+    -- rowid order, which is time order, so the trim needs no index of its own
     added REAL NOT NULL,
     -- 1 once a delivery of it was told to subscribers (mark_told)
     told INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID
+)
 """,
-    "CREATE INDEX IF NOT EXISTS seen_added ON seen (added)",
 )
 _SEE = "INSERT OR IGNORE INTO seen (id, added) VALUES (?, ?)"
 _INSERT = "INSERT OR IGNORE INTO events (id, name, room, at, added, data) VALUES (?, ?, ?, ?, ?, ?)"
@@ -355,7 +355,14 @@ class SQLiteEventLog:
         if now - self._aged_at < AGE_TRIM_EVERY:
             return
         self._aged_at = now
-        db.execute("DELETE FROM seen WHERE added < ?", (now - self._dedupe_ttl,))
+        forgotten = now - self._dedupe_ttl
+        young = db.execute(
+            "SELECT rowid FROM seen WHERE added >= ? ORDER BY rowid LIMIT 1", (forgotten,)
+        ).fetchone()
+        if young is None:
+            db.execute("DELETE FROM seen WHERE added < ?", (forgotten,))
+        else:
+            db.execute("DELETE FROM seen WHERE rowid < ?", (young[0],))
         cutoff = now - self._max_age
         # Walks from the oldest entry and stops at the first young one: it reads only
         # what it deletes (appends come in time order, give or take the workers' clocks).
