@@ -182,6 +182,8 @@ class EventFeed:
                         newest = await self._log.last_position()
                         self._set_lag(max(0, newest - (self.position or 0)))
                         continue
+                else:
+                    await self._notice_a_reset()
                 self._set_lag(0)
                 await self._log.wait(self.position, self._wait_seconds)
                 retry = RETRY_FIRST
@@ -194,6 +196,25 @@ class EventFeed:
             except Exception:
                 logger.exception("the event feed failed to read the log; retrying")
                 await asyncio.sleep(RETRY_MAX)
+
+    async def _notice_a_reset(self) -> None:
+        """Follow the log from its start if its newest entry is behind the feed's
+        position: its positions began again (a Redis that lost its counter, before the
+        log seeded it), and waiting past the old position would wait for ever. Every
+        entry of a log that began again came after the loss, so none is skipped."""
+        newest = await self._log.last_position()
+        if self.position is None or newest >= self.position:
+            return
+        logger.warning(
+            "event feed: the event log's newest position (%d) is behind the feed's (%d): "
+            "its positions began again (a Redis that lost its data?); following it from "
+            "its start",
+            newest,
+            self.position,
+        )
+        self.position = 0
+        for stream in list(self._streams):
+            stream.cursor = 0
 
     def _warn(self, why: str) -> None:
         now = time.monotonic()
@@ -482,6 +503,10 @@ class NoEventLog:
         """Nothing to close."""
 
     async def append(self, id: str, name: str, room: str | None, at: float, data: object) -> int:
+        """Refuse."""
+        raise EventLogUnavailable("this process has no event log")
+
+    async def mark_told(self, id: str) -> bool:
         """Refuse."""
         raise EventLogUnavailable("this process has no event log")
 

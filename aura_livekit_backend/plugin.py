@@ -458,8 +458,10 @@ class Webhooks(Protocol):
         ...
 
     def publish(self, delivery: WebhookDelivery) -> None:
-        """Hand the event to the subscribers (``ctx.on``), unless it is a duplicate.
-        Call it after the answer has been sent: no subscriber may delay it."""
+        """Hand the event to the subscribers (``ctx.on``), unless a delivery of its id was
+        told already (a duplicate is told when the one that kept it never was: it was
+        answered 503). Returns at once. Call it after the answer has been sent: no
+        subscriber may delay it."""
         ...
 
 

@@ -7,15 +7,19 @@
    (:class:`WebhookRejected`, :class:`WebhookMalformed`) before anything is kept;
 2. append it to the event log under LiveKit's event id. LiveKit does not deduplicate,
    so the same id may arrive twice, on two workers or two replicas: the log keeps the
-   first, and the second is a *duplicate* — acknowledged, never told again. A log that
-   cannot be written raises :class:`EventLogUnavailable`, so the endpoint answers 503
-   and LiveKit retries;
-3. :meth:`WebhookIngest.publish`, called once LiveKit has its answer, hands an
-   accepted event to the plugins' subscribers: none ever runs before the answer.
+   first, and the second is a *duplicate* — acknowledged. A log that cannot be written
+   raises :class:`EventLogUnavailable`, so the endpoint answers 503 and LiveKit retries;
+3. :meth:`WebhookIngest.publish`, called once LiveKit has its answer, hands the event
+   to the plugins' subscribers — none ever runs before the answer — if no delivery of
+   its id has been told yet (:meth:`EventLog.mark_told`). Kept is not told: a delivery
+   kept but answered 503 (the log's reply came too late, the request was cancelled)
+   is told when LiveKit's retry arrives as a duplicate, and exactly one delivery of an
+   id, on any worker or replica, tells it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -63,7 +67,7 @@ class WebhookDelivery:
 
     @property
     def duplicate(self) -> bool:
-        """True when this id was taken in before (then it is not told again)."""
+        """True when this id was taken in before (told only if no delivery of it was)."""
         return self.position is None
 
 
@@ -86,6 +90,7 @@ class WebhookIngest:
         self._counter = counter
         self._warned_at = -WARN_EVERY
         self._refused = 0
+        self._telling: set[asyncio.Task[None]] = set()
 
     async def ingest(self, body: bytes, authorization: str | None) -> WebhookDelivery:
         """Verify ``body`` against its ``Authorization`` header and keep its event once.
@@ -119,9 +124,30 @@ class WebhookIngest:
         return WebhookDelivery(event, position)
 
     def publish(self, delivery: WebhookDelivery) -> None:
-        """Hand an accepted delivery's event to the subscribers (in tasks of their own);
-        a duplicate's was handed over the first time. Call it after answering LiveKit."""
-        if not delivery.duplicate:
+        """Hand the delivery's event to the subscribers (in tasks of their own) unless a
+        delivery of its id was told already; returns at once. Call it after answering
+        LiveKit."""
+        if self._log is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._tell(self._log, delivery))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+
+    async def _tell(self, log: EventLog, delivery: WebhookDelivery) -> None:
+        try:
+            first = await log.mark_told(delivery.event.id)
+        except EventLogUnavailable as exc:
+            # The log cannot say: an event kept just now by this delivery is told (no
+            # other delivery is likely to have been), a duplicate is not (the delivery
+            # that kept it most likely told it).
+            first = not delivery.duplicate
+            logger.warning(
+                "webhooks: cannot record that event %s was told (%s); %s",
+                delivery.event.id,
+                exc,
+                "telling it" if first else "not telling it again",
+            )
+        if first:
             self._events.emit(delivery.event)
 
     def _warn(self, problem: EventLogUnavailable) -> None:

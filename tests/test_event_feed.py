@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -276,6 +277,35 @@ def test_a_log_that_is_down_is_retried_and_the_feed_recovers() -> None:
         await feed.stop()
 
     asyncio.run(run())
+
+
+def test_a_log_whose_positions_began_again_is_noticed_and_followed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        await add(log, 3)
+        feed = EventFeed(log, wait_seconds=0.05)
+        feed.start()
+        await settle()
+        stream = feed.follow()
+        await add(log, 1)
+        assert await take(stream, 1) == [4]
+        # The store lost everything, its counter too (a Redis restarted without
+        # persistence, before the log seeded its counter): positions start at 1 again.
+        log.entries.clear()
+        await add(log, 2)
+        assert await take(stream, 2) == [1, 2]
+        await add(log, 1)
+        assert await take(stream, 1) == [3]
+        await stream.aclose()
+        await feed.stop()
+
+    with caplog.at_level(logging.WARNING, logger="aura_livekit_backend.events"):
+        asyncio.run(run())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "behind the feed's (4)" in warnings[0]
 
 
 def test_an_unstarted_feed_still_follows_by_waiting_on_the_log() -> None:

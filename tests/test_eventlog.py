@@ -8,6 +8,7 @@ worker processes share is the file or the server, and so do these.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from aura_livekit_backend.emulator import free_port
+from aura_livekit_backend.event_feed import EventFeed
 from aura_livekit_backend.eventlog import EventLog, EventLogUnavailable
 from aura_livekit_backend.eventlog._waiters import Waiters
 from aura_livekit_backend.eventlog.factory import build_event_log
@@ -158,6 +160,28 @@ def test_positions_only_grow_across_two_workers(backend: Backend) -> None:
     run(main())
 
 
+def test_an_event_is_marked_told_once_whichever_worker_marks_it(backend: Backend) -> None:
+    async def main() -> None:
+        one, two = backend.make(), backend.make()
+        await opened(one, two)
+        try:
+            await one.append("evt-1", "livekit.room.started", "r", 1.0, {})
+            # Kept is not told: a duplicate append leaves it to be told.
+            assert await two.append("evt-1", "livekit.room.started", "r", 1.0, {}) is None
+            # Both workers race to tell it: exactly one wins.
+            first = await asyncio.gather(*(log.mark_told("evt-1") for log in (one, two) * 5))
+            assert sorted(first) == [False] * 9 + [True]
+            assert await one.mark_told("evt-1") is False
+            # An id the log never kept is nobody's to tell.
+            assert await two.mark_told("never-kept") is False
+            await one.append("evt-2", "livekit.room.finished", "r", 1.0, {})
+            assert await two.mark_told("evt-2") is True
+        finally:
+            await closed(one, two)
+
+    run(main())
+
+
 def test_one_workers_appends_keep_the_order_they_were_made_in(backend: Backend) -> None:
     async def main() -> None:
         log = backend.make()
@@ -266,13 +290,60 @@ def test_retention_keeps_the_newest_entries_by_count(backend: Backend) -> None:
         one, two = backend.make(max_events=5), backend.make(max_events=5)
         await opened(one, two)
         try:
-            for n in range(12):
+            positions = [
                 await (one if n % 3 else two).append(f"e{n}", "x.y.z", None, n, {})
+                for n in range(12)
+            ]
             assert [e.id for e in await one.read(0, 100)] == [f"e{n}" for n in range(7, 12)]
             # Positions go on from where they were, whatever was dropped.
-            assert await two.append("next", "x.y.z", None, 1.0, {}) == 13
+            last = positions[-1]
+            assert last is not None
+            assert await two.append("next", "x.y.z", None, 1.0, {}) == last + 1
         finally:
             await closed(one, two)
+
+    run(main())
+
+
+def test_an_id_stays_a_duplicate_after_retention_by_count_dropped_its_entry(
+    backend: Backend,
+) -> None:
+    async def main() -> None:
+        log = backend.make(max_events=2)
+        await log.open()
+        try:
+            for id in ("a", "b", "c"):
+                await log.append(id, "x.y.z", None, 1.0, {})
+            assert [e.id for e in await log.read(0, 100)] == ["b", "c"]
+            # LiveKit redelivers "a": its entry is gone, the id is still remembered.
+            assert await log.append("a", "x.y.z", None, 1.0, {}) is None
+            assert [e.id for e in await log.read(0, 100)] == ["b", "c"]
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_sqlite_remembers_ids_for_the_age_but_at_most_a_day(tmp_path: Path) -> None:
+    # Redis does the same with its id keys' TTL, in real time (not the test's clock).
+    async def main() -> None:
+        hourly, weekly = Backend("sqlite", tmp_path / "h"), Backend("sqlite", tmp_path / "w")
+        hour, week = hourly.make(max_age=3600), weekly.make(max_age=7 * DAY)
+        await opened(hour, week)
+        try:
+            assert await hour.append("h", "x.y.z", None, 1.0, {}) is not None
+            hourly.clock.now += 3601
+            await hour.append("later", "x.y.z", None, 1.0, {})  # the age trim runs
+            # Entry and id both gone with the age: "h" is a new event again.
+            assert await hour.append("h", "x.y.z", None, 1.0, {}) is not None
+            assert await week.append("w", "x.y.z", None, 1.0, {}) is not None
+            weekly.clock.now += DAY + 1
+            await week.append("later", "x.y.z", None, 1.0, {})  # the age trim runs
+            # The id is forgotten after a day, but its entry (kept a week) still
+            # refuses it.
+            assert await week.append("w", "x.y.z", None, 1.0, {}) is None
+        finally:
+            await closed(hour, week)
 
     run(main())
 
@@ -460,14 +531,53 @@ def test_the_log_recovers_when_redis_comes_back(own_redis) -> None:
         log = RedisEventLog(own_redis.url, max_events=10, max_age=DAY)
         await log.open()
         try:
-            assert await log.append("before", "x.y.z", None, 1.0, {}) == 1
+            before = await log.append("before", "x.y.z", None, 1.0, {})
+            assert before is not None
             own_redis.stop()
             with pytest.raises(EventLogUnavailable):
                 await asyncio.wait_for(log.append("during", "x.y.z", None, 1.0, {}), 5)
             own_redis.start()  # an empty Redis (the test's has no persistence)
-            assert await log.append("after", "x.y.z", None, 1.0, {}) == 1
-            assert [e.id for e in await log.read(0, 10)] == ["after"]
+            after = await log.append("after", "x.y.z", None, 1.0, {})
+            # The counter was lost with everything else; positions still only grow, so
+            # a reader resuming after `before` sees `after`.
+            assert after is not None and after > before
+            assert [e.id for e in await log.read(before, 10)] == ["after"]
+            assert await log.last_position() == after
         finally:
+            await log.close()
+
+    run(main())
+
+
+def test_a_feed_follows_on_across_a_redis_restart_that_lost_everything(own_redis) -> None:
+    async def main() -> None:
+        log = RedisEventLog(own_redis.url, max_events=1000, max_age=DAY)
+        await log.open()
+        feed = EventFeed(log, wait_seconds=0.2)
+        feed.start()
+        try:
+            for n in range(3):
+                await log.append(f"ev-{n}", "aura.room.created", "r", 1.0, {})
+            for _ in range(500):  # until the feed has read to the log's end
+                if feed.live and feed.position == await log.last_position():
+                    break
+                await asyncio.sleep(0.01)
+            stream = feed.follow()
+            assert await stream.next(timeout=0.3) is None  # from now on: nothing yet
+            own_redis.stop()
+            own_redis.start()  # no persistence: the counter is gone too
+            position = None
+            for _ in range(50):  # the first calls may still meet the closed connection
+                with contextlib.suppress(EventLogUnavailable):
+                    position = await log.append("ev-3", "aura.room.created", "r", 1.0, {})
+                    break
+                await asyncio.sleep(0.1)
+            assert position is not None
+            entry = await stream.next(timeout=10)
+            assert entry is not None and (entry.id, entry.position) == ("ev-3", position)
+            await stream.aclose()
+        finally:
+            await feed.stop()
             await log.close()
 
     run(main())
@@ -489,7 +599,8 @@ def test_a_redis_that_lost_its_scripts_gets_them_again(redis_server) -> None:
         finally:
             await log.close()
 
-    assert run(main()) == [1, 2]
+    first, second = run(main())
+    assert first is not None and second == first + 1
 
 
 WRITER = """

@@ -274,6 +274,14 @@ def test_the_json_page_reads_on_with_next(events_app) -> None:
         ("type=a.b.c.d", PAGE, "type: must be an event name such as livekit.participant.joined"),
         ("since=3", PAGE, "since: unknown parameter; use after, limit, room or type"),
         ("", {**STREAM, "Last-Event-ID": "abc"}, "Last-Event-ID: must be a whole number"),
+        # Past a signed 64-bit integer: no position, and no 500 from the log's driver.
+        ("after=9223372036854775808", PAGE, "after: must be a whole number, 0 or more"),
+        ("after=9999999999999999999", PAGE, "after: must be a whole number, 0 or more"),
+        (
+            "",
+            {**STREAM, "Last-Event-ID": "9223372036854775808"},
+            "Last-Event-ID: must be a whole number",
+        ),
     ],
 )
 def test_bad_parameters_are_a_400_naming_them(
@@ -283,6 +291,22 @@ def test_bad_parameters_are_a_400_naming_them(
     assert response.status_code == 400, response.text
     assert response.json["statusCode"] == 400
     assert response.json["message"].startswith(message)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_the_largest_position_is_a_page_with_nothing_past_it(
+    request: pytest.FixtureRequest, events_app, backend: str
+) -> None:
+    redis = request.getfixturevalue("redis_server") if backend == "redis" else None
+    client = events_app(**({"redis_url": redis.url} if redis else {}))
+
+    async def run() -> httpx.Response:
+        async with httpx.AsyncClient(base_url=client.url, timeout=WITHIN) as http:
+            return await http.get("/api/events?after=9223372036854775807", headers=PAGE)
+
+    response = client.run(run())
+    assert response.status_code == 200, response.text
+    assert response.json() == {"events": [], "next": 9223372036854775807}
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from livekit.protocol import webhook as webhook_pb
 
 from aura_livekit_backend.emulator import LiveKitEmulator
 from aura_livekit_backend.emulator.webhooks import encode_event, sign_webhook
+from aura_livekit_backend.eventlog import EventLogUnavailable
 from aura_livekit_backend.plugin import (
     LiveKitEvent,
     OtherLiveKitEvent,
@@ -241,8 +242,8 @@ def _forged(case: str) -> tuple[bytes, dict[str, str], str]:
         "bearer": (body, {"Authorization": "Bearer " + good["Authorization"]}, "not a LiveKit"),
         "garbage": (body, {"Authorization": "not a token at all"}, "not a LiveKit"),
         "tampered": (tampered, good, "does not match"),
-        "other-key": (*_signed(body, key="APIstranger"), "does not know"),
-        "forged": (*_signed(body, secret="a-guessed-secret-0123456789abcdefgh"), "signature"),
+        "other-key": (*_signed(body, key="APIstranger"), "not signed by an API key"),
+        "forged": (*_signed(body, secret="a-guessed-secret-0123456789abcdefgh"), "not signed by"),
         "expired": (*_signed(body, now=time.time() - 600), "expired"),
     }
     return cases[case]
@@ -364,6 +365,43 @@ def test_with_the_log_down_the_answer_is_503_and_livekit_retries_until_it_is_bac
     assert [a.status for a in livekit_emulator.webhooks.attempts][-1] == 200
     assert spy.heard[0].room.name == room["roomId"]  # type: ignore[attr-defined]
     assert _counted(client, "livekit.room.started", "unavailable") >= 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_delivery_kept_but_answered_503_is_told_once_on_the_retry(
+    serve, spy: Spy, request: pytest.FixtureRequest, backend: str
+) -> None:
+    # The log keeps the event, but its answer comes too late (a Redis reply that timed
+    # out, a request cancelled after SQLite committed): the delivery is a 503, and
+    # LiveKit's retry finds the id kept. It must be told then, and only then.
+    fields: dict[str, Any] = {}
+    if backend == "redis":
+        redis = request.getfixturevalue("redis_server")
+        redis.flush()
+        fields["redis_url"] = redis.url
+    apps = [serve(plugins={**_builtins(), "spy": spy.plugin()}, **fields) for _ in range(2)]
+    log = apps[0].app.ctx.event_log
+    keep = log.append
+
+    async def kept_but_lost(*args: Any) -> int | None:
+        await keep(*args)
+        raise EventLogUnavailable("Redis (AURA_REDIS_URL) is unavailable: Timeout")
+
+    log.append = kept_but_lost
+    body, headers = _signed(_event("room_started", "EV_lost"))
+    assert apps[0].post(PATH, content=body, headers=headers).status_code == 503
+    apps[0].run(asyncio.sleep(0.1))
+    assert spy.heard == []
+    log.append = keep
+    # LiveKit retries, here on the other worker, then once more on each.
+    for app in (apps[1], apps[0], apps[1]):
+        answer = app.post(PATH, content=body, headers=headers)
+        assert answer.status_code == 200 and answer.json["status"] == "duplicate"
+    pump(apps, lambda: bool(spy.heard))
+    for app in apps:
+        app.run(asyncio.sleep(0.1))  # a second telling would have run by now
+    assert [event.id for event in spy.heard] == ["EV_lost"]
+    assert [e.id for e in _logged(apps[0]) if e.name.startswith("livekit.")] == ["EV_lost"]
 
 
 def test_the_path_is_a_setting_and_the_route_is_documented(serve) -> None:

@@ -56,6 +56,8 @@ from ..plugin import (
 MAX_PAGE, DEFAULT_PAGE = 1000, 100
 #: Filters one request may give, of each kind.
 MAX_FILTERS = 50
+#: The largest position a request may name (``after``, ``Last-Event-ID``).
+MAX_POSITION = 2**63 - 1
 #: Entries sent in one write of the stream, when many are ready at once.
 SEND_BATCH = 100
 #: Seconds the log may take to answer before a request is answered 503.
@@ -112,9 +114,14 @@ def sse_frame(entry: LoggedEvent) -> bytes:
 
 
 def _position(name: str, value: str) -> int:
-    # isascii: str.isdigit() also says yes to "²", which int() refuses.
-    if not (value.isascii() and value.isdigit() and len(value) <= 19):
-        raise ApiError(400, f"{name}: must be a whole number, 0 or more (a position)")
+    # isascii: str.isdigit() also says yes to "²", which int() refuses. The bound is
+    # SQLite's (a signed 64-bit integer): a larger number is no position of any log.
+    if not (value.isascii() and value.isdigit() and len(value) <= 19) or (
+        int(value) > MAX_POSITION
+    ):
+        raise ApiError(
+            400, f"{name}: must be a whole number, 0 or more (a position), at most {MAX_POSITION}"
+        )
     return int(value)
 
 
@@ -234,7 +241,7 @@ def setup(ctx: PluginContext) -> None:
         parameter=[
             openapi.definitions.Parameter(
                 "after",
-                Schema(type="integer", minimum=0),
+                Schema(type="integer", minimum=0, maximum=MAX_POSITION),
                 location="query",
                 description="Entries past this position (page: default 0; stream: "
                 "default now, and Last-Event-ID wins over it)",

@@ -33,7 +33,8 @@ class WebhookAnswer(BaseModel):
     """What LiveKit is answered (it reads only the status)."""
 
     status: str = Field(
-        description="accepted: kept and told to subscribers; duplicate: kept before",
+        description="accepted: kept now and told to subscribers; duplicate: kept before "
+        "(told now only if it never was)",
         examples=["accepted"],
     )
     id: str = Field(description="LiveKit's event id", examples=["EV_3Bv7pGNsHEXr"])
@@ -77,7 +78,7 @@ def setup(ctx: PluginContext) -> None:
         "LiveKit's signature: `Authorization: <JWT>` (no `Bearer`), HS256, issued by "
         "LIVEKIT_API_KEY or a key in AURA_WEBHOOK_KEYS, with the SHA-256 of the body. "
         "Each event id is kept once; a repeated delivery is answered 200 and not told "
-        "to subscribers again.",
+        "to subscribers again (unless it never was: kept, but answered 503).",
         tag="livekit",
         body={"application/webhook+json": _EVENT_SCHEMA},
         response=[

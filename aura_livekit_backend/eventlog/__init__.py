@@ -5,6 +5,12 @@ position it saw (``Last-Event-ID``, ``?after=N``). An entry's ``id`` is unique i
 the log: appending an id that is already there appends nothing, which is how an
 event LiveKit delivers twice, to two workers or two replicas, is processed once.
 
+Kept is not told: a delivery may be kept and still answered 503 (the store's reply
+came too late, the request was cancelled), and LiveKit's retry is then a duplicate.
+So the log also records, apart, that an event was told to subscribers
+(:meth:`EventLog.mark_told`): whichever delivery of an id marks it first tells it,
+exactly once across workers and replicas.
+
 Backends implement :class:`EventLog`: SQLite (one file shared by the workers of one
 host, the default) and Redis Streams (shared by every replica). The rest of the
 service sees only this module's names.
@@ -56,6 +62,15 @@ class EventLog(Protocol):
         """Append one event; its position, or None when ``id`` is already in the log.
 
         Raises :class:`EventLogUnavailable` when the log cannot be written.
+        """
+
+    async def mark_told(self, id: str) -> bool:
+        """Record that the event ``id``, appended before, is being told to subscribers.
+
+        True for the one call that records it, whichever worker or replica makes it
+        (that caller tells); False once it is recorded, and for an id the log no longer
+        remembers (older than a day or the retention age). Raises
+        :class:`EventLogUnavailable` when the log cannot be written.
         """
 
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:

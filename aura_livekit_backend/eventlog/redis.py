@@ -4,9 +4,17 @@ Three kinds of keys, all under ``aura:events``:
 
 - ``aura:events`` — the stream; an entry's id is ``<position>-0``, its fields ``t``
   (when it was appended: what retention by age goes by) and ``e`` (the event as JSON);
-- ``aura:events:seq`` — the counter positions come from (it only grows);
+- ``aura:events:seq`` — the counter positions come from (it only grows). When it is
+  missing — a new Redis, or one restarted without persistence, which lost every key —
+  the append that finds it so starts it at Redis's clock in microseconds. Positions
+  then still grow across the loss: the counter it lost was started the same way and
+  has since grown by one per event, and no log appends a million events a second for
+  as long as it ran, so it stayed below the clock. A Lua number holds these exactly
+  (below 2^53) for the next two centuries;
 - ``aura:events:id:<id>`` — one per event id, kept for the retention age but at most a
-  day: while it exists, appending that id appends nothing.
+  day: while it exists, appending that id appends nothing;
+- ``aura:events:told:<id>`` — set (``NX``, with the same lifetime) by the one
+  delivery of that id that tells it to subscribers (:meth:`RedisEventLog.mark_told`).
 
 An append is one Lua script, so it is atomic across replicas: claim the id
 (``SET NX``), take the next position (``INCR``) and add the entry with it (``XADD``,
@@ -60,7 +68,15 @@ _APPEND = """
 if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
-local position = redis.call('INCR', KEYS[2])
+local position
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  position = redis.call('INCR', KEYS[2])
+else
+  -- Lost (or never set): start at the clock, above every position given before.
+  local now = redis.call('TIME')
+  position = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  redis.call('SET', KEYS[2], string.format('%d', position))
+end
 -- %d: a Lua 5.1 number past 1e14 would print as 1e+14.
 local entry = string.format('%d-0', position)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], entry, 't', ARGV[3], 'e', ARGV[4])
@@ -94,6 +110,17 @@ if last == nil then
 end
 local position = tonumber(string.match(last, '^(%d+)'))
 return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-0', position + 1))
+"""
+
+# KEYS: id key, told key. ARGV: TTL. Only an id the log remembers can be marked.
+_MARK_TOLD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return 1
+end
+return 0
 """
 
 _APPEND_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
@@ -260,6 +287,16 @@ class RedisEventLog:
             ]
         raise AssertionError("unreachable")
 
+    async def mark_told(self, id: str) -> bool:
+        """Record that ``id`` is being told; True for the one call that records it."""
+        # EVAL, not EVALSHA: a webhook's rate, and nothing to reload after a restart.
+        marked: Any = await self._call(
+            self._redis().eval(
+                _MARK_TOLD, 2, f"{self._key}:id:{id}", f"{self._key}:told:{id}", self._dedupe_ttl
+            )
+        )
+        return bool(marked)
+
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` entries with positions greater than ``after``, oldest first."""
         if limit <= 0:
@@ -280,6 +317,10 @@ class RedisEventLog:
         """The position of the newest entry ever appended (0 for a log never appended to)."""
         value = await self._call(self._redis().get(f"{self._key}:seq"))
         position = int(value) if value else 0
+        if position < self._waiters.known:
+            # The counter went back (lost before appends seeded it): forget the higher
+            # positions, or every wait past the new ones would return at once.
+            self._waiters.known = position
         self._waiters.advance(position)
         return position
 

@@ -3,8 +3,10 @@
 The file is ``events.sqlite3`` in ``AURA_DATA_DIR``, in WAL mode: readers never block
 the writer, and each worker's writer waits for the others' (``busy_timeout``) instead
 of failing. A position is SQLite's ``AUTOINCREMENT`` row id, which never goes back,
-not even after the newest rows are deleted; ``id`` is ``UNIQUE`` and appended with
-``INSERT OR IGNORE``, so an id already in the file appends nothing.
+not even after the newest rows are deleted. Each id is also kept in the table
+``seen`` for the retention age but at most a day, as the Redis log keeps its id keys:
+while it is there, appending that id appends nothing, even after retention by count
+has deleted the entry itself (``AURA_EVENT_LOG_MAX_EVENTS`` may be 1).
 
 The disk is touched only in one thread per worker, never in the event loop. Appends
 that arrive while that thread writes are committed together in the next transaction
@@ -49,8 +51,12 @@ BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 1000
 #: Seconds between two age trims of one worker.
 AGE_TRIM_EVERY = 1.0
+#: The longest an id is remembered for dedupe, as in Redis (LiveKit retries within a
+#: minute or so).
+DEDUPE_TTL_CAP = 86400
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -61,7 +67,22 @@ CREATE TABLE IF NOT EXISTS events (
     added REAL NOT NULL,
     data BLOB NOT NULL
 )
-"""
+""",
+    # The ids appended, kept by age only: dedupe must not end when retention by count
+    # deletes an entry. A file from before this table has none of its ids here; their
+    # entries still refuse them (the UNIQUE id of `events`).
+    """
+CREATE TABLE IF NOT EXISTS seen (
+    id TEXT NOT NULL UNIQUE,
+    -- when it was appended (Unix seconds): what the age trim goes by; rows come in
+    -- rowid order, which is time order, so the trim needs no index of its own
+    added REAL NOT NULL,
+    -- 1 once a delivery of it was told to subscribers (mark_told)
+    told INTEGER NOT NULL DEFAULT 0
+)
+""",
+)
+_SEE = "INSERT OR IGNORE INTO seen (id, added) VALUES (?, ?)"
 _INSERT = "INSERT OR IGNORE INTO events (id, name, room, at, added, data) VALUES (?, ?, ?, ?, ?, ?)"
 _LAST = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
 
@@ -117,7 +138,8 @@ def _set_up(connection: sqlite3.Connection) -> None:
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"the file system gives journal mode {mode}, not WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute(_SCHEMA)
+    for statement in _SCHEMA:
+        connection.execute(statement)
     # The last step writes: a file that can be read but not written fails here.
     connection.execute("BEGIN IMMEDIATE")
     connection.execute("COMMIT")
@@ -156,6 +178,7 @@ class SQLiteEventLog:
         self._max_age = max_age
         self._setting = setting
         self._poll_interval = poll_interval
+        self._dedupe_ttl = max(1.0, min(max_age, DEDUPE_TTL_CAP))
         self._clock = clock
         self._connection: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -208,6 +231,10 @@ class SQLiteEventLog:
         if self._writer is None:
             self._writer = loop.create_task(self._write_queued())
         return await future
+
+    async def mark_told(self, id: str) -> bool:
+        """Record that ``id`` is being told; True for the one call that records it."""
+        return await self._run(self._mark_told, id)
 
     async def read(self, after: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` entries with positions greater than ``after``, oldest first."""
@@ -296,8 +323,19 @@ class SQLiteEventLog:
             try:
                 cursor = db.cursor()
                 for id, name, room, at, data in rows:
+                    cursor.execute(_SEE, (id, now))
+                    if cursor.rowcount != 1:
+                        positions.append(None)
+                        continue
+                    # Ignored when the entry outlived its id in `seen` (an age over a
+                    # day, or a file from before `seen`): a duplicate all the same,
+                    # told when it was first kept.
                     cursor.execute(_INSERT, (id, name, room, at, now, data))
-                    positions.append(cursor.lastrowid if cursor.rowcount == 1 else None)
+                    if cursor.rowcount == 1:
+                        positions.append(cursor.lastrowid)
+                    else:
+                        cursor.execute("UPDATE seen SET told = 1 WHERE id = ?", (id,))
+                        positions.append(None)
                 self._trim(db, now)
                 db.execute("COMMIT")
             except BaseException:
@@ -317,6 +355,14 @@ class SQLiteEventLog:
         if now - self._aged_at < AGE_TRIM_EVERY:
             return
         self._aged_at = now
+        forgotten = now - self._dedupe_ttl
+        young = db.execute(
+            "SELECT rowid FROM seen WHERE added >= ? ORDER BY rowid LIMIT 1", (forgotten,)
+        ).fetchone()
+        if young is None:
+            db.execute("DELETE FROM seen WHERE added < ?", (forgotten,))
+        else:
+            db.execute("DELETE FROM seen WHERE rowid < ?", (young[0],))
         cutoff = now - self._max_age
         # Walks from the oldest entry and stops at the first young one: it reads only
         # what it deletes (appends come in time order, give or take the workers' clocks).
@@ -327,6 +373,17 @@ class SQLiteEventLog:
             db.execute("DELETE FROM events WHERE added < ?", (cutoff,))
         else:
             db.execute("DELETE FROM events WHERE position < ?", (young[0],))
+
+    def _mark_told(self, id: str) -> bool:
+        try:
+            # One statement, its own transaction: SQLite's write lock makes it atomic
+            # across the workers' processes.
+            cursor = self._db().execute("UPDATE seen SET told = 1 WHERE id = ? AND told = 0", (id,))
+        except sqlite3.Error as exc:
+            raise EventLogUnavailable(
+                f"cannot write the event log {self.path} ({self._setting}): {exc}"
+            ) from exc
+        return cursor.rowcount == 1
 
     def _select(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         try:

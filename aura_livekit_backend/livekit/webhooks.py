@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import secrets
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -71,11 +73,18 @@ __all__ = [
 LEEWAY_SECONDS = 60
 #: The longest Authorization header worth decoding: LiveKit's tokens are ~300 bytes.
 MAX_TOKEN_LENGTH = 4096
+#: Why a token is refused whose key is unknown or whose signature is wrong: one reason
+#: for both, so a reply does not tell which API keys the service knows.
+BAD_SIGNATURE = "the webhook token is not signed by an API key the service knows"
+
+logger = logging.getLogger("aura_livekit_backend.webhooks")
 
 
 class WebhookRejected(Exception):
     """The delivery is not LiveKit's: unsigned, forged, expired, tampered with, or signed
-    by a key the service does not know. The message says which, and quotes nothing."""
+    by a key the service does not know. The message says which (a forged signature and
+    an unknown key alike: "not signed by an API key the service knows"), and quotes
+    nothing."""
 
 
 class WebhookMalformed(Exception):
@@ -102,6 +111,7 @@ class WebhookVerifier:
     def __init__(self, keys: Mapping[str, SecretStr]) -> None:
         """Accept tokens issued by any key of ``keys`` (API key → secret)."""
         self._keys = dict(keys)
+        self._decoy = SecretStr(secrets.token_urlsafe(32))
         if any(
             len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES for secret in keys.values()
         ):
@@ -118,27 +128,32 @@ class WebhookVerifier:
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2 or " " in token:
             raise WebhookRejected("the Authorization header is not a LiveKit webhook token")
         issuer, algorithm = _peek(token)
-        secret = self._keys.get(issuer) if issuer is not None else None
-        if secret is None:
-            raise WebhookRejected("the webhook is signed with an API key the service does not know")
         if algorithm != "HS256":
             raise WebhookRejected("the webhook token is not signed with HS256")
+        secret = self._keys.get(issuer) if issuer is not None else None
+        if secret is None:
+            # Told apart only here, without the key: a reply that said "unknown key"
+            # would let anyone learn which key ids the service accepts. A throwaway
+            # secret checks the signature all the same, so neither does the time tell.
+            logger.debug("webhook rejected: signed with an API key the service does not know")
         try:
             claims = jwt.decode(
                 token,
-                secret.get_secret_value(),
+                (secret or self._decoy).get_secret_value(),
                 algorithms=["HS256"],
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iss"]},
             )
+        except jwt.InvalidSignatureError:
+            raise WebhookRejected(BAD_SIGNATURE) from None
         except jwt.ExpiredSignatureError:
             raise WebhookRejected("the webhook token has expired") from None
         except jwt.ImmatureSignatureError:
             raise WebhookRejected("the webhook token is not valid yet") from None
-        except jwt.InvalidSignatureError:
-            raise WebhookRejected("the webhook token's signature is wrong") from None
         except jwt.PyJWTError:
             raise WebhookRejected("the webhook token is invalid") from None
+        if secret is None:  # the throwaway secret is never known, but never trust luck
+            raise WebhookRejected(BAD_SIGNATURE)
         claimed = claims.get("sha256")
         if not isinstance(claimed, str):
             raise WebhookRejected("the webhook token carries no body hash")
