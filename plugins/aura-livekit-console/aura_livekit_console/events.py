@@ -11,7 +11,6 @@ so every worker answers the same from the same log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import OrderedDict, deque
@@ -22,7 +21,13 @@ from typing import Any
 from sanic import HTTPResponse, Request
 from sanic.exceptions import SanicException
 
-from aura_livekit_backend.plugin import ApiError, EventLogUnavailable, LoggedEvent, PluginContext
+from aura_livekit_backend.plugin import (
+    ApiError,
+    EventLogUnavailable,
+    EventStream,
+    LoggedEvent,
+    PluginContext,
+)
 
 from .pages import EndedRoom
 
@@ -82,6 +87,21 @@ def _seconds(value: Any) -> float | None:
         return None
 
 
+class _Relay:
+    """One open stream: its request (to drop the connection) and the log's stream."""
+
+    def __init__(self, request: Request, stream: EventStream) -> None:
+        self.request = request
+        self.stream = stream
+        #: True while a write waits for the client to read.
+        self.sending = False
+
+    def abort(self) -> None:
+        """Drop the connection, with what the client had not read yet."""
+        transport: Any = self.request.transport  # asyncio's, which Sanic types narrowly
+        transport.abort()
+
+
 class ConsoleEvents:
     """The console's view of ``ctx.events`` for one worker."""
 
@@ -95,6 +115,8 @@ class ConsoleEvents:
         self._ended: deque[EndedRoom] = deque(maxlen=HISTORY_SIZE)
         self._ends_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._relays: set[_Relay] = set()
+        self._stopping = False
 
     # -- the tail ----------------------------------------------------------------
 
@@ -139,9 +161,10 @@ class ConsoleEvents:
 
     # -- the live feed -----------------------------------------------------------
 
-    async def relay(self, request: Request, *, until: float) -> HTTPResponse:
+    async def relay(self, request: Request, *, until: float) -> HTTPResponse | None:
         """Stream the log to an EventSource, from ``Last-Event-ID`` (a reconnection) or
-        ``?after=`` (the page's newest), until the session ends at ``until``."""
+        ``?after=`` (the page's newest), until the session ends at ``until`` or the
+        worker stops (:meth:`stop`)."""
         after = _position(request.headers.get("last-event-id") or request.args.get("after"))
         stream = self._ctx.events.follow(after=after)
         response: HTTPResponse | None = await request.respond(
@@ -149,14 +172,22 @@ class ConsoleEvents:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
         assert response is not None  # respond() on a fresh request always answers
+        relay = _Relay(request, stream)
 
-        async def send(text: str) -> None:
-            await asyncio.wait_for(response.send(text), SEND_TIMEOUT)
+        async def send(text: str, *, end: bool = False) -> None:
+            relay.sending = True
+            try:
+                await asyncio.wait_for(response.send(text, end_stream=end), SEND_TIMEOUT)
+            finally:
+                relay.sending = False
 
+        self._relays.add(relay)
         try:
-            # retry: how long the browser waits before it reconnects on its own.
-            await send("retry: 2000\n: connected\n\n")
             async with stream:
+                if self._stopping:
+                    await stream.aclose()  # asked for while the worker stops: ends at once
+                # retry: how long the browser waits before it reconnects on its own.
+                await send("retry: 2000\n: connected\n\n")
                 while time.time() < until:
                     try:
                         entry = await stream.next(
@@ -169,11 +200,27 @@ class ConsoleEvents:
                         await asyncio.sleep(1)
                         continue
                     await send(sse_message(entry) if entry is not None else ": heartbeat\n\n")
-        except (asyncio.TimeoutError, ConnectionError, SanicException):
-            return response  # the client stopped reading or went away: nothing more to send
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, SanicException):
-            await asyncio.wait_for(response.send("", end_stream=True), SEND_TIMEOUT)
-        return response
+            await send("", end=True)
+        except asyncio.TimeoutError:
+            # It stopped reading. Ending the answer would wait for it as long (Sanic's
+            # own end of a stream has no time limit): drop the connection instead.
+            relay.abort()
+        except (ConnectionError, SanicException):
+            pass  # it went away: nothing more to send
+        finally:
+            self._relays.discard(relay)
+        # Ended, or dropped: Sanic has nothing left to send (and must not wait to).
+        return None
+
+    async def stop(self) -> None:
+        """End every open stream, for a worker that stops (``before_server_stop``):
+        Sanic then waits for no listener. A stream blocked on a client that does not
+        read is dropped at once; the others end their answers cleanly."""
+        self._stopping = True
+        for relay in list(self._relays):
+            if relay.sending:
+                relay.abort()
+            await relay.stream.aclose()
 
     # -- history -----------------------------------------------------------------
 

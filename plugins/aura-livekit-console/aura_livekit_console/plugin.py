@@ -38,7 +38,8 @@ from .throttle import Throttle
 
 __all__ = ["CONTENT_SECURITY_POLICY", "plugin", "setup"]
 
-Handler = Callable[..., Awaitable[HTTPResponse]]
+#: A route's handler; None once it answered itself (a stream).
+Handler = Callable[..., Awaitable[HTTPResponse | None]]
 
 #: Everything from the service itself; no inline script or style, no frames, no plugins.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -140,7 +141,7 @@ def setup(ctx: PluginContext) -> None:
         """Pages: without a session, to the sign-in page (no data)."""
 
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
             session = session_of(request)
             if session is None:
                 return redirect("/console/sign-in", status=303)
@@ -152,7 +153,7 @@ def setup(ctx: PluginContext) -> None:
         """Fragments and streams: without a session, a 401 (the script goes to sign-in)."""
 
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
             session = session_of(request)
             if session is None:
                 raise ApiError(401, "sign in to the console first")
@@ -164,7 +165,7 @@ def setup(ctx: PluginContext) -> None:
         """Actions: a session, and its CSRF token in the form (or ``X-CSRF-Token``)."""
 
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
             session = session_of(request)
             if session is None:
                 return redirect("/console/sign-in", status=303)
@@ -534,8 +535,13 @@ def setup(ctx: PluginContext) -> None:
 
     @route("/console/events/stream")
     @signed_in_json
-    async def events_stream(request: Request, session: Session) -> HTTPResponse:
+    async def events_stream(request: Request, session: Session) -> HTTPResponse | None:
         return await events.relay(request, until=session.expires)
+
+    # Before Sanic waits for open connections to finish: a stream would hold it up.
+    @bp.before_server_stop
+    async def end_streams(app: Any) -> None:
+        await events.stop()
 
     @route("/console/history")
     @signed_in

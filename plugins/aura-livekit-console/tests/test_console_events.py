@@ -12,12 +12,14 @@ import contextlib
 import dataclasses
 import json
 import re
+import socket
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 import httpx
 import pytest
+from aura_livekit_console import events as console_events
 from aura_livekit_console import plugin as console
 
 from aura_livekit_backend.event_feed import EventFeed
@@ -76,9 +78,9 @@ def log() -> MemoryLog:
     return MemoryLog()
 
 
-@pytest.fixture(scope="module")
-def client(module_aura_client, log):
-    """The installed plugins, the console's ``ctx.events`` over ``log``."""
+def serve_console(start, log: MemoryLog):
+    """The installed plugins served by ``start``, the console's ``ctx.events`` over
+    ``log`` (a feed of its own: the service stopping its feed does not end it), signed in."""
     feed = EventFeed(log)
 
     def setup(ctx) -> None:
@@ -88,9 +90,15 @@ def client(module_aura_client, log):
     plugins["console"] = Plugin(setup=setup, at_root=True)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("AURA_CONSOLE_KEYS", KEY)
-        served = module_aura_client(plugins=plugins)
+        served = start(plugins=plugins)
     assert served.post("/console/sign-in", data={"key": KEY}).status_code == 303
     return served
+
+
+@pytest.fixture(scope="module")
+def client(module_aura_client, log):
+    """The installed plugins, the console's ``ctx.events`` over ``log``."""
+    return serve_console(module_aura_client, log)
 
 
 def append(client, log, name: str, room: str | None, data=None, at: float = 1_700_000_000.0):
@@ -215,3 +223,103 @@ def test_pages_say_so_when_the_log_is_down(client, log) -> None:
         assert page.status_code == 200 and "The event log is not available." in page.text
     finally:
         log.down = False
+
+
+# -- clients that do not read, and a worker that stops --------------------------------
+
+
+def _cookie(client) -> str:
+    return client._client._session.cookies.get("aura_console")
+
+
+def _connections() -> int:
+    """Connections the server in this loop still handles (Sanic: a task for each)."""
+    return sum(
+        1
+        for task in asyncio.all_tasks()
+        if not task.done() and "connection_task" in task.get_coro().__qualname__
+    )
+
+
+def test_a_client_that_stops_reading_is_dropped(aura_client, monkeypatch) -> None:
+    monkeypatch.setattr(console_events, "SEND_TIMEOUT", 0.5)
+    log = MemoryLog()
+    client = serve_console(aura_client, log)
+    host, port = client.url.removeprefix("http://").split(":")
+
+    async def run() -> tuple[int, int, bytes]:
+        loop = asyncio.get_running_loop()
+        before = _connections()
+        # Asks for the stream, then never reads: a small receive buffer, so the
+        # server's writes back up quickly.
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.setblocking(False)
+        try:
+            await loop.sock_connect(stuck, (host, int(port)))
+            request = (
+                f"GET /console/events/stream HTTP/1.1\r\nHost: {host}\r\n"
+                f"Cookie: aura_console={_cookie(client)}\r\n\r\n"
+            )
+            await loop.sock_sendall(stuck, request.encode())
+            deadline = loop.time() + 10
+            while _connections() <= before and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            handling = _connections()
+            for n in range(300):
+                await log.append(f"big-{n}", "aura.room.created", "big", 1.0, {"pad": "x" * 20_000})
+            # The server gives up on it after SEND_TIMEOUT; its connection ends then.
+            while _connections() >= handling and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            after = _connections()
+            # Dropped, not ended: reading now gets what was sent, then the connection's
+            # end without the end of the chunked body.
+            received = b""
+            while loop.time() < deadline:
+                chunk = await asyncio.wait_for(loop.sock_recv(stuck, 65536), 5)
+                if not chunk:
+                    break
+                received += chunk
+            return handling - before, after - before, received
+        finally:
+            stuck.close()
+
+    opened, left, received = client.run(run())
+    assert opened == 1
+    assert left == 0
+    assert received.startswith(b"HTTP/1.1 200")
+    assert not received.endswith(b"\r\n0\r\n\r\n")
+
+
+def test_a_stopping_worker_ends_open_streams(aura_client) -> None:
+    client = serve_console(aura_client, MemoryLog())
+    cookies = {"aura_console": _cookie(client)}
+
+    async def run() -> list[str]:
+        async with (
+            httpx.AsyncClient(base_url=client.url, cookies=cookies) as http,
+            http.stream("GET", "/console/events/stream") as response,
+        ):
+            lines = response.aiter_lines()
+            seen = [await anext(lines), await anext(lines)]
+            # What Sanic does first when a worker stops, before it waits for open
+            # connections to finish: the console's feed here is its own, the service's
+            # stopping feed does not end its streams.
+            app = client.app
+            loop = asyncio.get_running_loop()
+            await app.dispatch(
+                "server.shutdown.before",
+                fail_not_found=False,
+                reverse=True,
+                inline=True,
+                context={"app": app, "loop": loop},
+            )
+
+            async def rest() -> list[str]:
+                return [line async for line in lines]
+
+            # The answer ends cleanly long before the next heartbeat (15 s) would be due.
+            seen += await asyncio.wait_for(rest(), 10)
+        return seen
+
+    assert client.run(run()) == ["retry: 2000", ": connected", ""]
