@@ -31,7 +31,7 @@ from aura_livekit_backend.plugin import (
 
 from .pages import EndedRoom
 
-__all__ = ["HISTORY_SIZE", "TAIL", "ConsoleEvents", "sse_message"]
+__all__ = ["HISTORY_SIZE", "TAIL", "ConsoleEvents", "sse_message", "whole_number"]
 
 #: Newest entries each worker keeps for the feed page and the rooms' recent events.
 TAIL = 1000
@@ -47,6 +47,8 @@ FOLD_BUDGET = 20_000
 HEARTBEAT_SECONDS = 15.0
 #: Seconds one write to a stream's client may take before the client counts as gone.
 SEND_TIMEOUT = 10.0
+#: The largest number a client may give (a signed 64-bit integer, as the logs keep).
+MAX_NUMBER = 2**63 - 1
 
 _STARTS = ("livekit.room.started", "aura.room.created")
 _ENDS = ("livekit.room.finished", "aura.room.deleted")
@@ -307,6 +309,19 @@ def _position(text: str | None) -> int | None:
     """A position from ``Last-Event-ID`` or ``?after=``; None (from now on) when absent."""
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 20:
+    position = whole_number(text)
+    if position is None:
         raise ApiError(400, "after: must be a position (digits)")
-    return int(text)
+    return position
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a number from 0 to 2**63 - 1 (a position, a time in ms), or None.
+
+    ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses, and
+    ``int`` takes other scripts' digits ("٣"), which no client of ours sends.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_NUMBER)):
+        return None
+    number = int(text)
+    return number if number <= MAX_NUMBER else None

@@ -30,7 +30,7 @@ from aura_livekit_backend.plugin import (
 
 from . import pages
 from .assets import AssetFiles
-from .events import ConsoleEvents
+from .events import ConsoleEvents, whole_number
 from .markup import Html, path
 from .session import COOKIE, Session, Sessions
 from .settings import ConsoleSettings, ModerationKeys
@@ -85,9 +85,10 @@ def _parse_cursor(text: str | None) -> tuple[int, str] | None:
     if not text:
         return None
     ms, dot, name = text.partition(".")
-    if not dot or not ms.isdigit() or len(text) > 400:
+    number = whole_number(ms) if dot and len(text) <= 400 else None
+    if number is None:
         raise ApiError(400, "after: not a cursor this console made")
-    return (int(ms), name)
+    return (number, name)
 
 
 def _search_index(snapshot: RoomSnapshot) -> list[str]:

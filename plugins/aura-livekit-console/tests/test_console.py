@@ -565,3 +565,47 @@ def test_a_sick_livekit_is_an_error_page_in_bounded_time(
     assert own.get("/console/rooms.json").json["statusCode"] == 503
     livekit_emulator.heal()
     assert own.get("/console").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "%C2%B2.x",  # "²": a digit to str.isdigit(), none to int()
+        "%D9%A3.x",  # "٣", an Arabic-Indic three: int() reads it, a cursor has none
+        "99999999999999999999.x",  # beyond a 64-bit position
+        "x.y",
+    ],
+)
+def test_a_cursor_the_console_did_not_make_is_bad_input(client, after: str) -> None:
+    sign_in(client)
+    fragment = client.get(f"/console/rooms.json?after={after}")
+    assert fragment.status_code == 400
+    assert fragment.json == {"statusCode": 400, "message": "after: not a cursor this console made"}
+    # The page says so in the console's own error page, as for any refused request.
+    page = client.get(f"/console?after={after}")
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "after: not a cursor this console made" in page.text
+
+
+@pytest.mark.parametrize(
+    ("after", "header"),
+    [
+        ("%C2%B2", None),
+        ("%D9%A3", None),
+        ("99999999999999999999", None),
+        ("9223372036854775808", None),  # 2**63
+        ("-1", None),
+        (None, "²"),
+        (None, "99999999999999999999"),
+    ],
+)
+def test_a_stream_position_must_be_ascii_digits_within_64_bits(
+    client, after: str | None, header: str | None
+) -> None:
+    sign_in(client)
+    query = f"?after={after}" if after is not None else ""
+    headers = {"Last-Event-ID": header.encode()} if header else {}
+    response = client.get("/console/events/stream" + query, headers=headers)
+    assert response.status_code == 400
+    assert response.json == {"statusCode": 400, "message": "after: must be a position (digits)"}
