@@ -373,13 +373,28 @@ def test_pages_hold_no_inline_script_or_style(client) -> None:
         assert not re.search(r"<script[^>]*>[^<]", page)
 
 
+TYPES = {"css": "text/css", "js": "text/javascript", "svg": "image/svg+xml"}
+
+
+def test_every_page_names_its_icon(client) -> None:
+    """Without one, a browser asks for /favicon.ico on every page, and logs its 404."""
+    sign_in(client)
+    for path in ("/console/sign-in", "/console", "/console/events", "/console/history"):
+        page = client.get(path, follow_redirects=True).text
+        icons = [attrs for tag, attrs in elements(page) if tag == "link" and attrs["rel"] == "icon"]
+        assert len(icons) == 1, path
+        assert re.fullmatch(r"/console/assets/favicon\.[0-9a-f]{16}\.svg", icons[0]["href"] or "")
+        assert icons[0]["type"] == "image/svg+xml"
+
+
 def test_assets_are_served_with_hashed_names_and_cached(client) -> None:
     page = client.get("/console/sign-in").text
     urls = re.findall(r'(?:src|href)="(/console/assets/[^"]+)"', page)
-    assert {url.rsplit(".", 1)[1] for url in urls} == {"css", "js"}
+    assert {url.rsplit(".", 1)[1] for url in urls} == {"css", "js", "svg"}
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200
+        assert response.headers["content-type"].startswith(TYPES[url.rsplit(".", 1)[1]])
         assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
         version = url.rsplit(".", 2)[1]
         assert response.headers["etag"] == f'"{version}"'

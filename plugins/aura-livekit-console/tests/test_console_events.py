@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import html
 import json
 import re
 import socket
@@ -129,6 +130,14 @@ def test_the_feed_page_lists_the_newest_and_names_where_to_resume(client, log) -
     assert f'data-after="{last}"' in page
     assert f'data-position="{last}" data-event="aura.room.created"' in page
     assert "<b>feed</b>" not in page and "&lt;b&gt;feed&lt;/b&gt;" in page
+
+
+def test_the_page_shows_a_payload_as_compact_json_like_the_live_feed(client, log) -> None:
+    """The script adds live entries with JSON.stringify: the server's look the same."""
+    append(client, log, "aura.test.payload", "json-room", {"a": 1, "b": [1, "x"], "c": {"d": None}})
+    page = client.get("/console/events").text
+    item = re.search(r'data-event="aura.test.payload".*?class="event-data">([^<]*)<', page)
+    assert html.unescape(item.group(1)) == '{"a":1,"b":[1,"x"],"c":{"d":null}}'
 
 
 def test_the_stream_relays_the_log_and_resumes_after_last_event_id(client, log) -> None:
