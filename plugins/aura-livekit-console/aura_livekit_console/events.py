@@ -15,7 +15,7 @@ import json
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sanic import HTTPResponse, Request
@@ -47,6 +47,8 @@ FOLD_BUDGET = 20_000
 HEARTBEAT_SECONDS = 15.0
 #: Seconds one write to a stream's client may take before the client counts as gone.
 SEND_TIMEOUT = 10.0
+#: The most participants a room's count may say (LiveKit's is a uint32).
+MAX_COUNT = 2**32 - 1
 #: The largest number a client may give (a signed 64-bit integer, as the logs keep).
 MAX_NUMBER = 2**63 - 1
 
@@ -80,13 +82,27 @@ def _room_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _seconds(value: Any) -> float | None:
-    """Unix seconds from an ISO 8601 text, or None."""
+    """Unix seconds from an ISO 8601 text, or None (for a time a page cannot show
+    either: before year 1 or after 9999 once in UTC)."""
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        seconds = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
         return None
+    return seconds
+
+
+def _count(value: Any) -> int:
+    """A count of participants from an event's room, or 0 when it holds none.
+
+    The log is written by other code too (plugins, other versions): an entry the
+    history cannot read must count for nothing, not stop the history at it.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return 0
 
 
 class _Relay:
@@ -266,7 +282,7 @@ class ConsoleEvents:
                     "topic": str(room.get("topic") or name),
                     "started": _seconds(room.get("created_at")) or entry.at,
                     "count": 0,
-                    "peak": int(room.get("num_participants") or 0),
+                    "peak": _count(room.get("num_participants")),
                 }
             return
         record = self._open.get(name)
@@ -282,7 +298,7 @@ class ConsoleEvents:
             step = 1 if entry.name in _JOINS else -1
             record["count"] = max(0, record["count"] + step)
             # LiveKit's own count rides on the event too: a join missed is still seen.
-            counted = int(room.get("num_participants") or 0)
+            counted = _count(room.get("num_participants"))
             record["peak"] = max(record["peak"], record["count"], counted)
             return
         # An end: aura.room.deleted and livekit.room.finished both tell of one close.
@@ -299,7 +315,7 @@ class ConsoleEvents:
                 topic=str(record.get("topic") or room.get("topic") or name),
                 started=record.get("started") or _seconds(room.get("created_at")),
                 ended=entry.at,
-                peak=max(int(record.get("peak", 0)), int(room.get("num_participants") or 0)),
+                peak=max(int(record.get("peak", 0)), _count(room.get("num_participants"))),
                 how=entry.name,
             )
         )

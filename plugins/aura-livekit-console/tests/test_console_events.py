@@ -222,6 +222,36 @@ def test_history_shows_ended_rooms_with_duration_and_peak(client, log) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"num_participants": "many"},
+        {"num_participants": [3]},
+        {"num_participants": 1e300},
+        {"num_participants": float("inf")},
+        {"created_at": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+        {"created_at": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
+    ],
+    ids=["count-text", "count-list", "count-huge", "count-inf", "before-1", "after-9999"],
+)
+def test_history_reads_past_an_entry_it_cannot_make_sense_of(client, log, odd) -> None:
+    """A payload of a shape the console does not expect (another writer of the log)
+    counts for nothing; the history still shows every room, those after it too."""
+    t = 1_800_100_000.0
+    odd_room, after = f"odd-{len(log.entries)}", f"after-odd-{len(log.entries)}"
+    append(client, log, "livekit.room.started", odd_room, room_data(odd_room, **odd), at=t)
+    append(client, log, "livekit.participant.joined", odd_room, room_data(odd_room, **odd))
+    append(client, log, "livekit.room.finished", odd_room, room_data(odd_room, **odd), at=t + 9)
+    append(client, log, "livekit.room.started", after, room_data(after), at=t)
+    append(client, log, "livekit.room.finished", after, room_data(after), at=t + 9)
+    response = client.get("/console/history")
+    assert response.status_code == 200
+    # The one join counted; the odd count and start time were left out.
+    row = re.search(f'<tr data-room="{odd_room}" data-peak="1".*?</tr>', response.text, re.S)
+    assert row is not None
+    assert f'<tr data-room="{after}"' in response.text
+
+
 def test_pages_say_so_when_the_log_is_down(client, log) -> None:
     log.down = True
     try:
