@@ -31,7 +31,14 @@ from aura_livekit_backend.plugin import (
 
 from .pages import EndedRoom
 
-__all__ = ["HISTORY_SIZE", "TAIL", "ConsoleEvents", "sse_message", "whole_number"]
+__all__ = [
+    "HISTORY_SIZE",
+    "MAX_NUMBER",
+    "TAIL",
+    "ConsoleEvents",
+    "sse_message",
+    "whole_number",
+]
 
 #: Newest entries each worker keeps for the feed page and the rooms' recent events.
 TAIL = 1000

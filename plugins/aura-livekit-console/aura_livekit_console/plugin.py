@@ -30,7 +30,7 @@ from aura_livekit_backend.plugin import (
 
 from . import pages
 from .assets import AssetFiles
-from .events import ConsoleEvents, whole_number
+from .events import MAX_NUMBER, ConsoleEvents, whole_number
 from .markup import Html, path
 from .session import COOKIE, Session, Sessions
 from .settings import ConsoleSettings, ModerationKeys
@@ -274,11 +274,14 @@ def setup(ctx: PluginContext) -> None:
                 + ", ".join(sorted(settings.role_names)),
             )
         expires = caller.claims.get("exp")
-        session = sessions.open(
-            "jwt",
-            caller.identity,
-            not_after=float(expires) if isinstance(expires, (int, float)) else None,
+        # Verified by the service, but any size: one beyond a float (10**400) is as
+        # good as none, and the session's own lifetime ends it.
+        not_after = (
+            float(expires)
+            if isinstance(expires, (int, float)) and abs(expires) <= MAX_NUMBER
+            else None
         )
+        session = sessions.open("jwt", caller.identity, not_after=not_after)
         response = json({"signedIn": True, "identity": caller.identity})
         open_session(request, response, session)
         return response

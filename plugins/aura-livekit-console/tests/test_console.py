@@ -624,3 +624,18 @@ def test_a_stream_position_must_be_ascii_digits_within_64_bits(
     response = client.get("/console/events/stream" + query, headers=headers)
     assert response.status_code == 400
     assert response.json == {"statusCode": 400, "message": "after: must be a position (digits)"}
+
+
+@pytest.mark.parametrize("exp", [10**400, 2**70])
+def test_a_token_whose_expiry_is_out_of_reach_signs_in_for_the_session_lifetime(
+    jwt_console, issuer, exp
+) -> None:
+    """The identity provider's word: the session then ends with its own lifetime."""
+    token = issuer.token("ann", claims={"roles": ["console"], "exp": exp})
+    response = jwt_console.post(
+        "/console/sign-in/token", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    max_age = int(re.search(r"Max-Age=(\d+)", response.headers["set-cookie"]).group(1))
+    assert 0 < max_age <= 8 * 3600
+    assert jwt_console.get("/console").status_code == 200
