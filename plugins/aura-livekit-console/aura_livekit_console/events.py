@@ -54,6 +54,8 @@ FOLD_BUDGET = 20_000
 HEARTBEAT_SECONDS = 15.0
 #: Seconds one write to a stream's client may take before the client counts as gone.
 SEND_TIMEOUT = 10.0
+#: Seconds a write may take once the worker stops (then the stream ends at once).
+STOP_SEND_TIMEOUT = 1.0
 #: The most participants a room's count may say (LiveKit's is a uint32).
 MAX_COUNT = 2**32 - 1
 #: The largest number a client may give (a signed 64-bit integer, as the logs keep).
@@ -202,7 +204,9 @@ class ConsoleEvents:
         async def send(text: str, *, end: bool = False) -> None:
             relay.sending = True
             try:
-                await asyncio.wait_for(response.send(text, end_stream=end), SEND_TIMEOUT)
+                # A stopping worker waits for no slow reader (the browser reconnects).
+                limit = STOP_SEND_TIMEOUT if self._stopping else SEND_TIMEOUT
+                await asyncio.wait_for(response.send(text, end_stream=end), limit)
             finally:
                 relay.sending = False
 
@@ -239,8 +243,9 @@ class ConsoleEvents:
 
     async def stop(self) -> None:
         """End every open stream, for a worker that stops (``before_server_stop``):
-        Sanic then waits for no listener. A stream blocked on a client that does not
-        read is dropped at once; the others end their answers cleanly."""
+        Sanic then waits for none of them. A stream blocked on a client that does not
+        read is dropped at once; the others end their answers cleanly, each write
+        from now on allowed :data:`STOP_SEND_TIMEOUT` seconds."""
         self._stopping = True
         for relay in list(self._relays):
             if relay.sending:

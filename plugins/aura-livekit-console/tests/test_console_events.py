@@ -79,10 +79,10 @@ def log() -> MemoryLog:
     return MemoryLog()
 
 
-def serve_console(start, log: MemoryLog):
+def serve_console(start, log: MemoryLog, feed: EventFeed | None = None):
     """The installed plugins served by ``start``, the console's ``ctx.events`` over
     ``log`` (a feed of its own: the service stopping its feed does not end it), signed in."""
-    feed = EventFeed(log)
+    feed = feed or EventFeed(log)
 
     def setup(ctx) -> None:
         console.setup(dataclasses.replace(ctx, events=feed))
@@ -280,10 +280,38 @@ def _connections() -> int:
     )
 
 
-def test_a_client_that_stops_reading_is_dropped(aura_client, monkeypatch) -> None:
-    monkeypatch.setattr(console_events, "SEND_TIMEOUT", 0.5)
+async def live(feed: EventFeed, then):
+    """``then`` awaited with ``feed`` following the log, as the service's feed does
+    once a worker serves (streams then wait on it, not on the log)."""
+    feed.start()
+    deadline = asyncio.get_running_loop().time() + 10
+    while not feed.live and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    return await then
+
+
+async def _stop_worker(client) -> None:
+    """What Sanic does first when a worker stops, before it waits for open connections
+    to finish (the console's feed in these tests is its own: the service's stopping
+    feed does not end its streams)."""
+    app = client.app
+    await app.dispatch(
+        "server.shutdown.before",
+        fail_not_found=False,
+        reverse=True,
+        inline=True,
+        context={"app": app, "loop": asyncio.get_running_loop()},
+    )
+
+
+@pytest.mark.parametrize("then", ["wait", "stop"])
+def test_a_client_that_stops_reading_is_dropped(aura_client, monkeypatch, then: str) -> None:
+    """After SEND_TIMEOUT; or at once when the worker stops (SEND_TIMEOUT is an hour
+    then: only the stop can end it within the test's deadline)."""
+    monkeypatch.setattr(console_events, "SEND_TIMEOUT", 0.5 if then == "wait" else 3600)
     log = MemoryLog()
-    client = serve_console(aura_client, log)
+    feed = EventFeed(log)
+    client = serve_console(aura_client, log, feed)
     host, port = client.url.removeprefix("http://").split(":")
 
     async def run() -> tuple[int, int, bytes]:
@@ -307,7 +335,10 @@ def test_a_client_that_stops_reading_is_dropped(aura_client, monkeypatch) -> Non
             handling = _connections()
             for n in range(300):
                 await log.append(f"big-{n}", "aura.room.created", "big", 1.0, {"pad": "x" * 20_000})
-            # The server gives up on it after SEND_TIMEOUT; its connection ends then.
+            if then == "stop":
+                await asyncio.sleep(0.2)  # the relay writing, or about to: both must end
+                await _stop_worker(client)
+            # The server gives up on it; its connection ends then.
             while _connections() >= handling and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             after = _connections()
@@ -323,7 +354,10 @@ def test_a_client_that_stops_reading_is_dropped(aura_client, monkeypatch) -> Non
         finally:
             stuck.close()
 
-    opened, left, received = client.run(run())
+    try:
+        opened, left, received = client.run(live(feed, run()))
+    finally:
+        client.run(feed.stop())
     assert opened == 1
     assert left == 0
     assert received.startswith(b"HTTP/1.1 200")
@@ -331,7 +365,9 @@ def test_a_client_that_stops_reading_is_dropped(aura_client, monkeypatch) -> Non
 
 
 def test_a_stopping_worker_ends_open_streams(aura_client) -> None:
-    client = serve_console(aura_client, MemoryLog())
+    log = MemoryLog()
+    feed = EventFeed(log)
+    client = serve_console(aura_client, log, feed)
     cookies = {"aura_console": _cookie(client)}
 
     async def run() -> list[str]:
@@ -341,18 +377,7 @@ def test_a_stopping_worker_ends_open_streams(aura_client) -> None:
         ):
             lines = response.aiter_lines()
             seen = [await anext(lines), await anext(lines)]
-            # What Sanic does first when a worker stops, before it waits for open
-            # connections to finish: the console's feed here is its own, the service's
-            # stopping feed does not end its streams.
-            app = client.app
-            loop = asyncio.get_running_loop()
-            await app.dispatch(
-                "server.shutdown.before",
-                fail_not_found=False,
-                reverse=True,
-                inline=True,
-                context={"app": app, "loop": loop},
-            )
+            await _stop_worker(client)
 
             async def rest() -> list[str]:
                 return [line async for line in lines]
@@ -361,4 +386,7 @@ def test_a_stopping_worker_ends_open_streams(aura_client) -> None:
             seen += await asyncio.wait_for(rest(), 10)
         return seen
 
-    assert client.run(run()) == ["retry: 2000", ": connected", ""]
+    try:
+        assert client.run(live(feed, run())) == ["retry: 2000", ": connected", ""]
+    finally:
+        client.run(feed.stop())
