@@ -1,4 +1,4 @@
-"""The console's stylesheet and script, served by the plugin under hashed names.
+"""The console's stylesheet, script and icon, served by the plugin under hashed names.
 
 Each URL a page names carries the first 16 hex digits of its file's SHA-256
 (``/console/assets/console.3f9a61c2d4e5b6a7.js``), so a browser keeps it for a year
@@ -16,7 +16,11 @@ from pathlib import Path
 __all__ = ["Asset", "AssetFiles"]
 
 _HERE = Path(__file__).parent / "assets"
-_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,9 @@ class Asset:
 class AssetFiles:
     """The files under ``assets/``, read on first use (not in the app factory)."""
 
-    def __init__(self, names: tuple[str, ...] = ("console.css", "console.js")) -> None:
+    def __init__(
+        self, names: tuple[str, ...] = ("console.css", "console.js", "favicon.svg")
+    ) -> None:
         """Serve ``names`` from the package's ``assets`` folder."""
         self._names = names
 

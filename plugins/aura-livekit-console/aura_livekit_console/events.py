@@ -11,22 +11,34 @@ so every worker answers the same from the same log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sanic import HTTPResponse, Request
 from sanic.exceptions import SanicException
 
-from aura_livekit_backend.plugin import ApiError, EventLogUnavailable, LoggedEvent, PluginContext
+from aura_livekit_backend.plugin import (
+    ApiError,
+    EventLogUnavailable,
+    EventStream,
+    LoggedEvent,
+    PluginContext,
+)
 
 from .pages import EndedRoom
 
-__all__ = ["HISTORY_SIZE", "TAIL", "ConsoleEvents", "sse_message"]
+__all__ = [
+    "HISTORY_SIZE",
+    "MAX_NUMBER",
+    "TAIL",
+    "ConsoleEvents",
+    "sse_message",
+    "whole_number",
+]
 
 #: Newest entries each worker keeps for the feed page and the rooms' recent events.
 TAIL = 1000
@@ -42,6 +54,12 @@ FOLD_BUDGET = 20_000
 HEARTBEAT_SECONDS = 15.0
 #: Seconds one write to a stream's client may take before the client counts as gone.
 SEND_TIMEOUT = 10.0
+#: Seconds a write may take once the worker stops (then the stream ends at once).
+STOP_SEND_TIMEOUT = 1.0
+#: The most participants a room's count may say (LiveKit's is a uint32).
+MAX_COUNT = 2**32 - 1
+#: The largest number a client may give (a signed 64-bit integer, as the logs keep).
+MAX_NUMBER = 2**63 - 1
 
 _STARTS = ("livekit.room.started", "aura.room.created")
 _ENDS = ("livekit.room.finished", "aura.room.deleted")
@@ -73,13 +91,42 @@ def _room_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _seconds(value: Any) -> float | None:
-    """Unix seconds from an ISO 8601 text, or None."""
+    """Unix seconds from an ISO 8601 text, or None (for a time a page cannot show
+    either: before year 1 or after 9999 once in UTC)."""
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        seconds = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
         return None
+    return seconds
+
+
+def _count(value: Any) -> int:
+    """A count of participants from an event's room, or 0 when it holds none.
+
+    The log is written by other code too (plugins, other versions): an entry the
+    history cannot read must count for nothing, not stop the history at it.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return 0
+
+
+class _Relay:
+    """One open stream: its request (to drop the connection) and the log's stream."""
+
+    def __init__(self, request: Request, stream: EventStream) -> None:
+        self.request = request
+        self.stream = stream
+        #: True while a write waits for the client to read.
+        self.sending = False
+
+    def abort(self) -> None:
+        """Drop the connection, with what the client had not read yet."""
+        transport: Any = self.request.transport  # asyncio's, which Sanic types narrowly
+        transport.abort()
 
 
 class ConsoleEvents:
@@ -95,6 +142,8 @@ class ConsoleEvents:
         self._ended: deque[EndedRoom] = deque(maxlen=HISTORY_SIZE)
         self._ends_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._relays: set[_Relay] = set()
+        self._stopping = False
 
     # -- the tail ----------------------------------------------------------------
 
@@ -139,9 +188,10 @@ class ConsoleEvents:
 
     # -- the live feed -----------------------------------------------------------
 
-    async def relay(self, request: Request, *, until: float) -> HTTPResponse:
+    async def relay(self, request: Request, *, until: float) -> HTTPResponse | None:
         """Stream the log to an EventSource, from ``Last-Event-ID`` (a reconnection) or
-        ``?after=`` (the page's newest), until the session ends at ``until``."""
+        ``?after=`` (the page's newest), until the session ends at ``until`` or the
+        worker stops (:meth:`stop`)."""
         after = _position(request.headers.get("last-event-id") or request.args.get("after"))
         stream = self._ctx.events.follow(after=after)
         response: HTTPResponse | None = await request.respond(
@@ -149,14 +199,24 @@ class ConsoleEvents:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
         assert response is not None  # respond() on a fresh request always answers
+        relay = _Relay(request, stream)
 
-        async def send(text: str) -> None:
-            await asyncio.wait_for(response.send(text), SEND_TIMEOUT)
+        async def send(text: str, *, end: bool = False) -> None:
+            relay.sending = True
+            try:
+                # A stopping worker waits for no slow reader (the browser reconnects).
+                limit = STOP_SEND_TIMEOUT if self._stopping else SEND_TIMEOUT
+                await asyncio.wait_for(response.send(text, end_stream=end), limit)
+            finally:
+                relay.sending = False
 
+        self._relays.add(relay)
         try:
-            # retry: how long the browser waits before it reconnects on its own.
-            await send("retry: 2000\n: connected\n\n")
             async with stream:
+                if self._stopping:
+                    await stream.aclose()  # asked for while the worker stops: ends at once
+                # retry: how long the browser waits before it reconnects on its own.
+                await send("retry: 2000\n: connected\n\n")
                 while time.time() < until:
                     try:
                         entry = await stream.next(
@@ -169,11 +229,28 @@ class ConsoleEvents:
                         await asyncio.sleep(1)
                         continue
                     await send(sse_message(entry) if entry is not None else ": heartbeat\n\n")
-        except (asyncio.TimeoutError, ConnectionError, SanicException):
-            return response  # the client stopped reading or went away: nothing more to send
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, SanicException):
-            await asyncio.wait_for(response.send("", end_stream=True), SEND_TIMEOUT)
-        return response
+            await send("", end=True)
+        except asyncio.TimeoutError:
+            # It stopped reading. Ending the answer would wait for it as long (Sanic's
+            # own end of a stream has no time limit): drop the connection instead.
+            relay.abort()
+        except (ConnectionError, SanicException):
+            pass  # it went away: nothing more to send
+        finally:
+            self._relays.discard(relay)
+        # Ended, or dropped: Sanic has nothing left to send (and must not wait to).
+        return None
+
+    async def stop(self) -> None:
+        """End every open stream, for a worker that stops (``before_server_stop``):
+        Sanic then waits for none of them. A stream blocked on a client that does not
+        read is dropped at once; the others end their answers cleanly, each write
+        from now on allowed :data:`STOP_SEND_TIMEOUT` seconds."""
+        self._stopping = True
+        for relay in list(self._relays):
+            if relay.sending:
+                relay.abort()
+            await relay.stream.aclose()
 
     # -- history -----------------------------------------------------------------
 
@@ -217,7 +294,7 @@ class ConsoleEvents:
                     "topic": str(room.get("topic") or name),
                     "started": _seconds(room.get("created_at")) or entry.at,
                     "count": 0,
-                    "peak": int(room.get("num_participants") or 0),
+                    "peak": _count(room.get("num_participants")),
                 }
             return
         record = self._open.get(name)
@@ -233,7 +310,7 @@ class ConsoleEvents:
             step = 1 if entry.name in _JOINS else -1
             record["count"] = max(0, record["count"] + step)
             # LiveKit's own count rides on the event too: a join missed is still seen.
-            counted = int(room.get("num_participants") or 0)
+            counted = _count(room.get("num_participants"))
             record["peak"] = max(record["peak"], record["count"], counted)
             return
         # An end: aura.room.deleted and livekit.room.finished both tell of one close.
@@ -250,7 +327,7 @@ class ConsoleEvents:
                 topic=str(record.get("topic") or room.get("topic") or name),
                 started=record.get("started") or _seconds(room.get("created_at")),
                 ended=entry.at,
-                peak=max(int(record.get("peak", 0)), int(room.get("num_participants") or 0)),
+                peak=max(int(record.get("peak", 0)), _count(room.get("num_participants"))),
                 how=entry.name,
             )
         )
@@ -260,6 +337,19 @@ def _position(text: str | None) -> int | None:
     """A position from ``Last-Event-ID`` or ``?after=``; None (from now on) when absent."""
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 20:
+    position = whole_number(text)
+    if position is None:
         raise ApiError(400, "after: must be a position (digits)")
-    return int(text)
+    return position
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a number from 0 to 2**63 - 1 (a position, a time in ms), or None.
+
+    ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses, and
+    ``int`` takes other scripts' digits ("٣"), which no client of ours sends.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_NUMBER)):
+        return None
+    number = int(text)
+    return number if number <= MAX_NUMBER else None

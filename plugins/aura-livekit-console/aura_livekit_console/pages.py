@@ -50,7 +50,7 @@ class Assets(Protocol):
     """Where the pages find their stylesheet and script (hashed names)."""
 
     def url(self, name: str) -> str:
-        """The URL of asset ``name`` (``console.css``, ``console.js``)."""
+        """The URL of asset ``name`` (``console.css``, ``console.js``, ``favicon.svg``)."""
         ...
 
 
@@ -143,6 +143,8 @@ def layout(
         "{csrf_meta}"
         "<title>{title} · LiveKit console</title>\n"
         '<link rel="stylesheet" href="{css}">\n'
+        # Named, or a browser asks for /favicon.ico on every page (and logs its 404).
+        '<link rel="icon" href="{icon}" type="image/svg+xml">\n'
         '<script src="{js}" defer></script>\n'
         "</head>\n"
         '<body data-page="{page}"{live}>\n'
@@ -155,6 +157,7 @@ def layout(
         else Html(""),
         title=title,
         css=assets.url("console.css"),
+        icon=assets.url("favicon.svg"),
         js=assets.url("console.js"),
         page=page,
         live=html(' data-live="{url}"', url=live) if live else Html(""),
@@ -468,8 +471,9 @@ def event_items(events: Iterable[LoggedEvent], *, link_rooms: bool = True) -> Ht
 
 
 def summarize(data: Mapping[str, Any]) -> str:
-    """An event's payload in one short line of text (as text: the page escapes it)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(", ", ": "), default=str)
+    """An event's payload in one short line of text (as text: the page escapes it),
+    compact as the feed's script writes the entries it adds live."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
     return text if len(text) <= 300 else text[:299] + "…"
 
 

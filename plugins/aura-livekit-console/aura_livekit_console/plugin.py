@@ -30,7 +30,7 @@ from aura_livekit_backend.plugin import (
 
 from . import pages
 from .assets import AssetFiles
-from .events import ConsoleEvents
+from .events import MAX_NUMBER, ConsoleEvents, whole_number
 from .markup import Html, path
 from .session import COOKIE, Session, Sessions
 from .settings import ConsoleSettings, ModerationKeys
@@ -38,7 +38,8 @@ from .throttle import Throttle
 
 __all__ = ["CONTENT_SECURITY_POLICY", "plugin", "setup"]
 
-Handler = Callable[..., Awaitable[HTTPResponse]]
+#: A route's handler; None once it answered itself (a stream).
+Handler = Callable[..., Awaitable[HTTPResponse | None]]
 
 #: Everything from the service itself; no inline script or style, no frames, no plugins.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -84,9 +85,10 @@ def _parse_cursor(text: str | None) -> tuple[int, str] | None:
     if not text:
         return None
     ms, dot, name = text.partition(".")
-    if not dot or not ms.isdigit() or len(text) > 400:
+    number = whole_number(ms) if dot and len(text) <= 400 else None
+    if number is None:
         raise ApiError(400, "after: not a cursor this console made")
-    return (int(ms), name)
+    return (number, name)
 
 
 def _search_index(snapshot: RoomSnapshot) -> list[str]:
@@ -140,7 +142,7 @@ def setup(ctx: PluginContext) -> None:
         """Pages: without a session, to the sign-in page (no data)."""
 
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
             session = session_of(request)
             if session is None:
                 return redirect("/console/sign-in", status=303)
@@ -152,7 +154,7 @@ def setup(ctx: PluginContext) -> None:
         """Fragments and streams: without a session, a 401 (the script goes to sign-in)."""
 
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
             session = session_of(request)
             if session is None:
                 raise ApiError(401, "sign in to the console first")
@@ -164,7 +166,7 @@ def setup(ctx: PluginContext) -> None:
         """Actions: a session, and its CSRF token in the form (or ``X-CSRF-Token``)."""
 
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
             session = session_of(request)
             if session is None:
                 return redirect("/console/sign-in", status=303)
@@ -272,11 +274,14 @@ def setup(ctx: PluginContext) -> None:
                 + ", ".join(sorted(settings.role_names)),
             )
         expires = caller.claims.get("exp")
-        session = sessions.open(
-            "jwt",
-            caller.identity,
-            not_after=float(expires) if isinstance(expires, (int, float)) else None,
+        # Verified by the service, but any size: one beyond a float (10**400) is as
+        # good as none, and the session's own lifetime ends it.
+        not_after = (
+            float(expires)
+            if isinstance(expires, (int, float)) and abs(expires) <= MAX_NUMBER
+            else None
         )
+        session = sessions.open("jwt", caller.identity, not_after=not_after)
         response = json({"signedIn": True, "identity": caller.identity})
         open_session(request, response, session)
         return response
@@ -534,8 +539,13 @@ def setup(ctx: PluginContext) -> None:
 
     @route("/console/events/stream")
     @signed_in_json
-    async def events_stream(request: Request, session: Session) -> HTTPResponse:
+    async def events_stream(request: Request, session: Session) -> HTTPResponse | None:
         return await events.relay(request, until=session.expires)
+
+    # Before Sanic waits for open connections to finish: a stream would hold it up.
+    @bp.before_server_stop
+    async def end_streams(app: Any) -> None:
+        await events.stop()
 
     @route("/console/history")
     @signed_in

@@ -373,13 +373,28 @@ def test_pages_hold_no_inline_script_or_style(client) -> None:
         assert not re.search(r"<script[^>]*>[^<]", page)
 
 
+TYPES = {"css": "text/css", "js": "text/javascript", "svg": "image/svg+xml"}
+
+
+def test_every_page_names_its_icon(client) -> None:
+    """Without one, a browser asks for /favicon.ico on every page, and logs its 404."""
+    sign_in(client)
+    for path in ("/console/sign-in", "/console", "/console/events", "/console/history"):
+        page = client.get(path, follow_redirects=True).text
+        icons = [attrs for tag, attrs in elements(page) if tag == "link" and attrs["rel"] == "icon"]
+        assert len(icons) == 1, path
+        assert re.fullmatch(r"/console/assets/favicon\.[0-9a-f]{16}\.svg", icons[0]["href"] or "")
+        assert icons[0]["type"] == "image/svg+xml"
+
+
 def test_assets_are_served_with_hashed_names_and_cached(client) -> None:
     page = client.get("/console/sign-in").text
     urls = re.findall(r'(?:src|href)="(/console/assets/[^"]+)"', page)
-    assert {url.rsplit(".", 1)[1] for url in urls} == {"css", "js"}
+    assert {url.rsplit(".", 1)[1] for url in urls} == {"css", "js", "svg"}
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200
+        assert response.headers["content-type"].startswith(TYPES[url.rsplit(".", 1)[1]])
         assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
         version = url.rsplit(".", 2)[1]
         assert response.headers["etag"] == f'"{version}"'
@@ -565,3 +580,62 @@ def test_a_sick_livekit_is_an_error_page_in_bounded_time(
     assert own.get("/console/rooms.json").json["statusCode"] == 503
     livekit_emulator.heal()
     assert own.get("/console").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "%C2%B2.x",  # "²": a digit to str.isdigit(), none to int()
+        "%D9%A3.x",  # "٣", an Arabic-Indic three: int() reads it, a cursor has none
+        "99999999999999999999.x",  # beyond a 64-bit position
+        "x.y",
+    ],
+)
+def test_a_cursor_the_console_did_not_make_is_bad_input(client, after: str) -> None:
+    sign_in(client)
+    fragment = client.get(f"/console/rooms.json?after={after}")
+    assert fragment.status_code == 400
+    assert fragment.json == {"statusCode": 400, "message": "after: not a cursor this console made"}
+    # The page says so in the console's own error page, as for any refused request.
+    page = client.get(f"/console?after={after}")
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "after: not a cursor this console made" in page.text
+
+
+@pytest.mark.parametrize(
+    ("after", "header"),
+    [
+        ("%C2%B2", None),
+        ("%D9%A3", None),
+        ("99999999999999999999", None),
+        ("9223372036854775808", None),  # 2**63
+        ("-1", None),
+        (None, "²"),
+        (None, "99999999999999999999"),
+    ],
+)
+def test_a_stream_position_must_be_ascii_digits_within_64_bits(
+    client, after: str | None, header: str | None
+) -> None:
+    sign_in(client)
+    query = f"?after={after}" if after is not None else ""
+    headers = {"Last-Event-ID": header.encode()} if header else {}
+    response = client.get("/console/events/stream" + query, headers=headers)
+    assert response.status_code == 400
+    assert response.json == {"statusCode": 400, "message": "after: must be a position (digits)"}
+
+
+@pytest.mark.parametrize("exp", [10**400, 2**70])
+def test_a_token_whose_expiry_is_out_of_reach_signs_in_for_the_session_lifetime(
+    jwt_console, issuer, exp
+) -> None:
+    """The identity provider's word: the session then ends with its own lifetime."""
+    token = issuer.token("ann", claims={"roles": ["console"], "exp": exp})
+    response = jwt_console.post(
+        "/console/sign-in/token", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    max_age = int(re.search(r"Max-Age=(\d+)", response.headers["set-cookie"]).group(1))
+    assert 0 < max_age <= 8 * 3600
+    assert jwt_console.get("/console").status_code == 200
