@@ -458,6 +458,9 @@ def test_the_openapi_document_describes_both_answers(events_app) -> None:
     operation = document["paths"]["/api/events"]["get"]
     content = operation["responses"]["200"]["content"]
     assert set(content) == {"text/event-stream", "application/json"}
+    # Each event of the stream, as schemathesis checks every event it reads.
+    event = content["text/event-stream"]["schema"]
+    assert event["type"] == "object" and event["required"] == ["id", "event", "data"]
     page = content["application/json"]["schema"]
     assert set(page["properties"]) == {"events", "next"}
     assert {p["name"] for p in operation["parameters"]} == {

@@ -277,11 +277,23 @@ def setup(ctx: PluginContext) -> None:
             openapi.definitions.Response(
                 {
                     "text/event-stream": {
+                        # The shape of each event of the stream, as OpenAPI 3.2's
+                        # itemSchema puts it and as schemathesis checks every event
+                        # it reads: an SSE field's value is text on the wire.
                         "schema": {
-                            "type": "string",
-                            "description": "Server-Sent Events: `id: <position>`, "
-                            "`event: <name>`, `data: <the entry as JSON>`; heartbeats are "
-                            "comment lines (`: heartbeat`)",
+                            "type": "object",
+                            "description": "Each event of the stream (Server-Sent Events); "
+                            "heartbeats are comment lines (`: heartbeat`)",
+                            "properties": {
+                                "id": {"type": "string", "description": "Its position"},
+                                "event": {"type": "string", "description": "Its name"},
+                                "data": {
+                                    "type": "string",
+                                    "description": "The entry as JSON: position, id, "
+                                    "name, room, at, data",
+                                },
+                            },
+                            "required": ["id", "event", "data"],
                         },
                         "example": 'id: 42\nevent: livekit.participant.joined\ndata: {"position"'
                         ':42,"id":"EV_x","name":"livekit.participant.joined","room":"room-a",'
