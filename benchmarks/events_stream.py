@@ -20,58 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import orjson
-import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eventlog import redis_server  # benchmarks/eventlog.py: a redis-server for the run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
 from service_processes import ServiceProcesses
-
-from aura_livekit_backend.emulator import free_port
 
 KEY = "k-0123456789abcdef-bench"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """A throwaway redis-server on 127.0.0.1; its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed: apt-get install -y redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def measure(writer: str, reader: str, events: int, rate: float) -> list[float]:
@@ -141,7 +107,10 @@ def main() -> None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             env = {"AURA_API_KEYS": KEY, "AURA_DATA_DIR": str(folder / "a")}
             if backend == "redis":
-                env["AURA_REDIS_URL"] = stack.enter_context(redis_server())
+                url = stack.enter_context(redis_server(None))
+                if url is None:
+                    raise SystemExit("redis-server is not installed: apt-get install redis-server")
+                env["AURA_REDIS_URL"] = url
                 env_b = {**env, "AURA_DATA_DIR": str(folder / "b")}
             else:
                 env_b = env
