@@ -8,10 +8,8 @@ are exercised by the endpoint and process tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -19,55 +17,7 @@ import pytest
 from aura_livekit_backend.event_feed import EventFeed, EventFilter, NoEventLog
 from aura_livekit_backend.eventlog import EventLogUnavailable, LoggedEvent
 from aura_livekit_backend.metrics import Metrics
-
-
-class MemoryLog:
-    """An event log in a list; ``down`` makes every call fail as a Redis outage would."""
-
-    def __init__(self, step: int = 1) -> None:
-        self.entries: list[LoggedEvent] = []
-        self.step = step  # Redis positions need not be consecutive
-        self.down = False
-        self.reads = 0
-        self._changed = asyncio.Event()
-
-    def _check(self) -> None:
-        if self.down:
-            raise EventLogUnavailable("memory log is down")
-
-    async def open(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    async def append(
-        self, id: str, name: str, room: str | None, at: float, data: Mapping[str, Any]
-    ) -> int | None:
-        self._check()
-        if any(entry.id == id for entry in self.entries):
-            return None
-        position = (self.entries[-1].position if self.entries else 0) + self.step
-        self.entries.append(LoggedEvent(position, id, name, room, at, dict(data)))
-        self._changed.set()
-        self._changed = asyncio.Event()
-        return position
-
-    async def read(self, after: int, limit: int) -> list[LoggedEvent]:
-        self._check()
-        self.reads += 1
-        return [entry for entry in self.entries if entry.position > after][:limit]
-
-    async def last_position(self) -> int:
-        self._check()
-        return self.entries[-1].position if self.entries else 0
-
-    async def wait(self, after: int, timeout: float) -> None:
-        self._check()
-        if await self.last_position() > after:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+from aura_livekit_backend.testing.memory_log import MemoryLog
 
 
 async def add(log: MemoryLog, count: int, name: str = "aura.room.created", room: str = "r") -> None:

@@ -9,8 +9,6 @@ them under ``docs/console/``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator, Mapping
@@ -26,7 +24,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 from aura_livekit_backend.event_feed import EventFeed
-from aura_livekit_backend.plugin import LoggedEvent, Plugin
+from aura_livekit_backend.plugin import Plugin
+from aura_livekit_backend.testing.memory_log import MemoryLog
 
 pytestmark = pytest.mark.browser
 
@@ -38,42 +37,6 @@ HOSTILE_IDENTITY = '"><svg onload="window.__pwned=\'identity\'">'
 HOSTILE_LINK = "javascript:window.__pwned='link'"
 UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 HOSTILE_METADATA = "<img src=x onerror=\"window.__pwned='metadata'\">"
-
-
-class MemoryLog:
-    """An event log in a list (the contract's ``EventLog``)."""
-
-    def __init__(self) -> None:
-        self.entries: list[LoggedEvent] = []
-        self._changed: asyncio.Event | None = None
-
-    async def open(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    async def append(
-        self, id: str, name: str, room: str | None, at: float, data: Mapping[str, Any]
-    ) -> int | None:
-        position = len(self.entries) + 1
-        self.entries.append(LoggedEvent(position, id, name, room, at, dict(data)))
-        if self._changed is not None:
-            self._changed.set()
-        return position
-
-    async def read(self, after: int, limit: int) -> list[LoggedEvent]:
-        return self.entries[after : after + limit]
-
-    async def last_position(self) -> int:
-        return len(self.entries)
-
-    async def wait(self, after: int, timeout: float) -> None:
-        if len(self.entries) > after:
-            return
-        self._changed = asyncio.Event()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
 
 
 @dataclasses.dataclass

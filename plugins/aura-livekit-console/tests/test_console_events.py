@@ -8,15 +8,12 @@ the core's follower implements it), so a test appends exactly the entries it rea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import html
 import json
 import re
 import socket
-from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any
 
 import httpx
 import pytest
@@ -24,54 +21,10 @@ from aura_livekit_console import events as console_events
 from aura_livekit_console import plugin as console
 
 from aura_livekit_backend.event_feed import EventFeed
-from aura_livekit_backend.plugin import EventLogUnavailable, LoggedEvent, Plugin
+from aura_livekit_backend.plugin import Plugin
+from aura_livekit_backend.testing.memory_log import MemoryLog
 
 KEY = "console-key-0123456789abcdefghijkl"
-
-
-class MemoryLog:
-    """An event log in a list (the contract's ``EventLog``); ``down`` fails every call."""
-
-    def __init__(self) -> None:
-        self.entries: list[LoggedEvent] = []
-        self.down = False
-        self._changed: asyncio.Event | None = None
-
-    def _check(self) -> None:
-        if self.down:
-            raise EventLogUnavailable("memory log is down")
-
-    async def open(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    async def append(
-        self, id: str, name: str, room: str | None, at: float, data: Mapping[str, Any]
-    ) -> int | None:
-        self._check()
-        position = len(self.entries) + 1
-        self.entries.append(LoggedEvent(position, id, name, room, at, dict(data)))
-        if self._changed is not None:
-            self._changed.set()
-        return position
-
-    async def read(self, after: int, limit: int) -> list[LoggedEvent]:
-        self._check()
-        return self.entries[after : after + limit]
-
-    async def last_position(self) -> int:
-        self._check()
-        return len(self.entries)
-
-    async def wait(self, after: int, timeout: float) -> None:
-        self._check()
-        if len(self.entries) > after:
-            return
-        self._changed = asyncio.Event()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
 
 
 @pytest.fixture(scope="module")
