@@ -128,6 +128,23 @@ def test_learning_a_start_of_a_room_listed_already_keeps_what_was_listed():
     assert learnt.named("a").num_participants == 1
 
 
+def test_learning_our_own_change_replaces_the_listed_room_in_its_place():
+    # LiveKit's answer to an update made through this worker is newer than any
+    # listing taken before it, the same sid or not.
+    snapshot, learnt = taught(
+        [proto("a", 1000, people=1), proto("b", 2000)],
+        lambda listing: listing.learn_changed(started("a", 1000, people=2)),
+    )
+    assert names(learnt) == ["a", "b"]
+    assert learnt.named("a").num_participants == 2
+    assert decoded(learnt)[0]["numParticipants"] == 2
+    assert snapshot.named("a").num_participants == 1  # the old snapshot as it was
+    _, created = taught(
+        [proto("b", 2000)], lambda listing: listing.learn_changed(started("a", 1000))
+    )
+    assert names(created) == ["a", "b"]
+
+
 def test_learning_a_finish_drops_the_room_only_if_the_sid_is_its_own():
     rooms = [proto("a", 1000), proto("b", 2000)]
     snapshot, same = taught(rooms, lambda listing: listing.learn_finished("a", "RM_other"))

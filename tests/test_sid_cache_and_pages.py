@@ -13,9 +13,12 @@ import time
 import httpx
 import pytest
 from livekit import api
+from sanic import json
 
 from aura_livekit_backend.emulator import LiveKitEmulator
+from aura_livekit_backend.endpoints import rooms
 from aura_livekit_backend.livekit.sids import SidCache, looks_like_sid
+from aura_livekit_backend.plugin import Plugin, PluginContext, failing_to
 from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
@@ -170,7 +173,7 @@ def test_bad_page_queries_are_400s(client, query: str, message: str) -> None:
     assert response.json == {"statusCode": 400, "message": message}
 
 
-def test_a_listing_is_reused_for_a_moment_and_dropped_on_our_own_changes(
+def test_a_listing_is_reused_for_a_moment_and_learns_our_own_changes(
     serve, livekit_emulator
 ) -> None:
     client = serve(room_list_cache_seconds=0.3)
@@ -179,8 +182,9 @@ def test_a_listing_is_reused_for_a_moment_and_dropped_on_our_own_changes(
     for _ in range(5):  # a burst of pages shares one listing
         assert client.get("/api/rooms?limit=1").json["total"] == 1
     assert livekit_emulator.calls["ListRooms"] == before + 1
-    create(client)  # our own change shows at once
+    create(client)  # our own change shows at once, learnt rather than listed again
     assert client.get("/api/rooms").json["total"] == 2
+    assert livekit_emulator.calls["ListRooms"] == before + 1
     livekit(livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name="elsewhere")))
     assert client.get("/api/rooms").json["total"] == 2  # someone else's: within the window
     time.sleep(0.35)
@@ -193,6 +197,50 @@ def test_a_listing_is_reused_for_a_moment_and_dropped_on_our_own_changes(
     livekit(livekit_emulator, lambda r: r.create_room(api.CreateRoomRequest(name="another")))
     time.sleep(0.65)  # past twice the window: nothing that old is answered
     assert client.get("/api/rooms").json["total"] == 4
+
+
+def _changing(ctx: PluginContext) -> None:
+    """Routes that change a room through the contract, as a plugin would."""
+
+    @ctx.blueprint.post("/topic/<room_id:str>")
+    async def topic(request, room_id: str):
+        with failing_to("update the room"):
+            await ctx.rooms.update(room_id, topic=request.json["topic"])
+        return json({})
+
+    @ctx.blueprint.post("/close/<room_id:str>")
+    async def close(request, room_id: str):
+        await ctx.rooms.delete(room_id)
+        return json({})
+
+
+def test_updates_and_closes_through_the_worker_show_at_once_without_listing_again(
+    serve, livekit_emulator
+) -> None:
+    client = serve(
+        room_list_cache_seconds=60, plugins={"rooms": rooms.plugin, "act": Plugin(_changing)}
+    )
+    first, second = create(client, roomTopic="one"), create(client, roomTopic="two")
+    assert [r["roomTopic"] for r in client.get("/api/rooms").json["rooms"]] == ["one", "two"]
+    listed = livekit_emulator.calls["ListRooms"]
+    answer = client.post(f"/api/topic/{first['roomId']}", json={"topic": "renamed"})
+    assert answer.status_code == 200, answer.text
+    page = client.get("/api/rooms").json
+    assert [(r["roomId"], r["roomTopic"]) for r in page["rooms"]] == [
+        (first["roomId"], "renamed"),  # in its place by age, not moved to the end
+        (second["roomId"], "two"),
+    ]
+    assert client.post(f"/api/close/{second['roomId']}").status_code == 200
+    assert [r["roomId"] for r in client.get("/api/rooms").json["rooms"]] == [first["roomId"]]
+    # Each change looked its room up by name (one ListRooms each); nothing listed all.
+    assert livekit_emulator.calls["ListRooms"] == listed + 2
+    # A change whose outcome nobody knows (LiveKit failed to answer) is listed afresh.
+    livekit_emulator.disturb("unavailable", method="UpdateRoomMetadata")
+    answer = client.post(f"/api/topic/{first['roomId']}", json={"topic": "lost"})
+    assert answer.status_code == 503
+    livekit_emulator.heal()
+    client.get("/api/rooms")
+    assert livekit_emulator.calls["ListRooms"] == listed + 2 + 2  # the lookup, the listing
 
 
 def test_callers_meanwhile_share_one_listing_call_and_its_failure(serve, livekit_emulator):

@@ -49,7 +49,15 @@ _MOST_UNAPPLIED = 10_000
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Started:
-    """A room started, or LiveKit's latest word on a room (it replaces one of its name)."""
+    """A room started (a room of its name and sid listed already stays as listed)."""
+
+    room: RoomInfo
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Changed:
+    """LiveKit's answer to a change made through this worker: its latest word on the
+    room, which replaces whatever of that name is listed."""
 
     room: RoomInfo
 
@@ -71,7 +79,7 @@ class _Participants:
     sid: str | None
 
 
-_Change = _Started | _Finished | _Participants
+_Change = _Started | _Changed | _Finished | _Participants
 
 #: A room's protobuf bytes → its RoomInfo and encoding, carried from snapshot to snapshot.
 _Known = dict[bytes, tuple[RoomInfo, bytes]]
@@ -233,10 +241,11 @@ class RoomSnapshot:
                 del encoded[index]
 
         for change in changes:
-            if isinstance(change, _Started):
+            if isinstance(change, _Started | _Changed):
                 room = change.room
                 old = index_of(room.name, None)
-                if old is not None and infos[old].sid == room.sid:
+                listed = old is not None and infos[old].sid == room.sid
+                if listed and isinstance(change, _Started):
                     # Listed already: the listing asked LiveKit after the room began,
                     # so its word (participants, metadata) is as new as the event's.
                     continue
@@ -330,6 +339,17 @@ class SharedListing:
         """
         self._learn(_Started(room))
 
+    def learn_changed(self, room: RoomInfo) -> None:
+        """LiveKit answered a change made through this worker (a room created or its
+        metadata updated) with ``room``: it replaces the room of its name, or joins the
+        snapshot in its place by age.
+
+        Learnt rather than listed again: dropping the snapshot instead made every
+        reader on the worker wait for a whole listing after each change (~100 ms with
+        10,000 rooms), and a listing in flight still gets the change on top.
+        """
+        self._learn(_Changed(room))
+
     def learn_finished(self, name: str, sid: str | None = None) -> None:
         """LiveKit says the room ``name`` closed: it leaves the snapshot.
 
@@ -373,7 +393,8 @@ class SharedListing:
         return self._call
 
     def forget(self) -> None:
-        """A change was made: drop the snapshot, and do not keep one in flight."""
+        """A change may have been made that nobody can tell (a call failed or was
+        cancelled): drop the snapshot, and do not keep one in flight."""
         self._snapshot = None
         self._unapplied = []
         self._generation += 1

@@ -133,9 +133,9 @@ class Rooms:
                 self._sids.put(room.sid, room.name)
                 return room_info(room)
             if room.metadata == metadata:
-                self._listing.forget()
                 self._sids.put(room.sid, room.name)
                 info = room_info(room)
+                self._listing.learn_changed(info)
                 if self._counter is not None:
                     self._counter.room_created()
                 self._events.emit(RoomCreated(info))
@@ -212,13 +212,18 @@ class Rooms:
             if 0 < room.max_participants < max_participants:
                 raise RoomLimitFixed(room.max_participants)
             facts["maxParticipants"] = max_participants
-        self._listing.forget()
         request = api.UpdateRoomMetadataRequest(room=room.name, metadata=encode_facts(facts))
-        updated = room_info(
-            await self._transport.call(
+        try:
+            answer = await self._transport.call(
                 "UpdateRoomMetadata", self._transport.room.update_room_metadata(request)
             )
-        )
+        except BaseException:
+            # Failed or cancelled, it may have been applied all the same: list afresh
+            # rather than guess.
+            self._listing.forget()
+            raise
+        updated = room_info(answer)
+        self._listing.learn_changed(updated)
         self._events.emit(RoomUpdated(updated))
         return updated
 
@@ -232,9 +237,14 @@ class Rooms:
             )
         except NotFoundInLiveKit:
             # Closed by someone else between our lookup and our call.
+            self._listing.learn_finished(room.name, room.sid)
             raise RoomNotFound(room_id) from None
-        finally:
+        except BaseException:
+            # Failed or cancelled, it may have closed all the same: list afresh rather
+            # than guess.
             self._listing.forget()
+            raise
+        self._listing.learn_finished(room.name, room.sid)
         self._sids.forget(room.sid)
         info = room_info(room)
         self._events.emit(RoomDeleted(info))
