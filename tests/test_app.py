@@ -34,3 +34,27 @@ def test_sanic_loader_namespace_reads_the_environment(monkeypatch) -> None:
 def test_sanic_loader_namespace_keeps_the_secure_defaults() -> None:
     with pytest.raises(SettingsError, match="LIVEKIT_API_SECRET"):
         create_app(Namespace())
+
+
+def test_start_up_builds_the_signal_router_once_for_sanic_exts_routes(
+    serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sanic-ext adds a HEAD and an OPTIONS route per path after Sanic has finalized its
+    # routers; unheld, each addition rebuilt the signal router (~90 times per start).
+    from sanic.signals import SignalRouter
+
+    finalized: list[SignalRouter] = []
+    finalize = SignalRouter.finalize
+
+    def counting(router: SignalRouter, *args, **kwargs):
+        finalized.append(router)
+        return finalize(router, *args, **kwargs)
+
+    monkeypatch.setattr(SignalRouter, "finalize", counting)
+    client = serve()
+    assert len(finalized) <= 2, len(finalized)  # Sanic's own at start-up, then ours
+    # ...and what sanic-ext added works, as do the signals behind plugin events.
+    assert client.request("head", "/api/health").status_code == 200
+    answer = client.request("options", "/api/rooms")
+    assert set(answer.headers["allow"].split(",")) == {"GET", "HEAD", "OPTIONS"}
+    assert client.post("/api/room/create", json={"userName": "u"}).status_code == 200
