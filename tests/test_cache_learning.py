@@ -19,6 +19,7 @@ from livekit.protocol import webhook as webhook_pb
 from aura_livekit_backend.cache_learning import CacheFollower
 from aura_livekit_backend.emulator import LiveKitEmulator
 from aura_livekit_backend.emulator.webhooks import encode_event, sign_webhook
+from aura_livekit_backend.events import RoomCreated
 from aura_livekit_backend.plugin import Plugin
 from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
@@ -252,3 +253,30 @@ def test_rooms_made_and_closed_through_another_app_show_at_once_without_webhooks
     pump([maker, other], lambda: _learnt(other) >= 2)
     assert listed(other) == {}
     assert livekit_emulator.calls["ListRooms"] == calls + 1  # the one by the deleting app
+
+
+def test_a_room_made_here_and_closed_meanwhile_is_not_put_back_by_its_own_event(
+    serve, livekit_emulator: LiveKitEmulator
+) -> None:
+    # The app learns its own creation from LiveKit's answer; the aura.room.created it
+    # reads back from the log a moment later says nothing new. Learnt again while a
+    # listing is in flight, it put back the room that listing no longer shows.
+    client = serve(plugins=_builtins(), room_list_cache_seconds=KEEP)
+    rooms = client.app.ctx.livekit.rooms
+    learner = _follower(client).learner
+
+    async def scenario() -> tuple[list[str], bool]:
+        made = await rooms.create(topic="t", description="", max_participants=0, created_by="u")
+        livekit_emulator.close_room(made.name)  # no webhooks here: only a listing can tell
+        livekit_emulator.latency = 0.3
+        calls = livekit_emulator.calls["ListRooms"]
+        listing = asyncio.create_task(rooms.snapshot())
+        while livekit_emulator.calls["ListRooms"] == calls:  # until LiveKit has the call
+            await asyncio.sleep(0.01)
+        # The entry as every worker reads it back from the log, this one included.
+        applied = learner.learn(RoomCreated.name, RoomCreated(made).data(), time.time())
+        return [room.name for room in (await listing).rooms], applied
+
+    shown, applied = client.run(scenario())
+    assert shown == []
+    assert not applied

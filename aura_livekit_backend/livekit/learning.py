@@ -9,7 +9,8 @@ listing and sid cache learn, not only the one that took the delivery:
 - ``livekit.room.finished``: the room leaves both at once (by sid: a new room may
   have taken the name since);
 - ``aura.room.created`` / ``aura.room.deleted`` (a room made or closed through
-  another worker or replica): the same, so those show at once even without webhooks;
+  another worker or replica): the same, so those show at once even without webhooks
+  (the worker that made the change learnt it from LiveKit's answer already);
 - ``livekit.participant.joined`` / ``left`` / ``connection_aborted``: the listed
   room's participant count becomes the ``num_participants`` LiveKit reported in the
   event's room.
@@ -148,8 +149,9 @@ class RoomLearner:
             return True
         if name == RoomCreated.name:
             # The service's own word, from CreateRoom's answer: LiveKit's events on the
-            # room, when any were applied, are as new or newer.
-            if room.sid in self._newest:
+            # room, when any were applied, are as new or newer; and the worker that
+            # created it learnt it then.
+            if room.sid in self._newest or self._rooms.created_here(room.sid):
                 return False
             self._rooms.learn_started(room)
             return True

@@ -12,6 +12,7 @@ import logging
 import secrets
 import string
 import time
+from collections import OrderedDict
 from typing import Protocol
 
 from livekit import api
@@ -46,6 +47,8 @@ _NAME_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_ATTEMPTS = 5
 #: The room name readiness checks look up; LiveKit names cannot contain a space.
 _PING = "aura readiness check"
+#: Rooms whose creation through this worker is remembered (see ``Rooms.created_here``).
+_CREATED_REMEMBERED = 1_000
 
 
 def new_room_name(now: float | None = None) -> str:
@@ -84,6 +87,8 @@ class Rooms:
         self._listing = SharedListing(
             self._every_room, keep_seconds=list_cache_seconds, encode=encode_room
         )
+        # Sids of the rooms this worker created, learnt from CreateRoom's answer.
+        self._created_here: OrderedDict[str, None] = OrderedDict()
 
     def close(self) -> None:
         """Stop work in flight (the worker is stopping)."""
@@ -136,6 +141,9 @@ class Rooms:
                 self._sids.put(room.sid, room.name)
                 info = room_info(room)
                 self._listing.learn_changed(info)
+                self._created_here[room.sid] = None
+                if len(self._created_here) > _CREATED_REMEMBERED:
+                    self._created_here.popitem(last=False)
                 if self._counter is not None:
                     self._counter.room_created()
                 self._events.emit(RoomCreated(info))
@@ -329,6 +337,15 @@ class Rooms:
         by its sid costs one call."""
         self._sids.put(room.sid, room.name)
         self._listing.learn_started(room)
+
+    def created_here(self, sid: str) -> bool:
+        """Whether this worker created the room ``sid`` (and learnt it then).
+
+        Its ``aura.room.created`` comes back through the event log a moment later, with
+        nothing new: learnt again during a listing, it would put back a room the
+        listing no longer shows (closed meanwhile) until the next listing.
+        """
+        return sid in self._created_here
 
     def learn_finished(self, name: str, sid: str | None = None) -> None:
         """LiveKit says the room ``name`` closed (``room_finished``): the listing drops it
