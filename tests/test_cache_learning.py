@@ -234,7 +234,7 @@ def test_every_app_on_the_log_learns_what_one_was_told(
     assert livekit_emulator.calls["ListRooms"] == calls
 
 
-def test_rooms_made_and_closed_through_another_app_show_at_once_without_webhooks(
+def test_rooms_made_changed_and_closed_through_another_app_show_at_once_without_webhooks(
     serve, livekit_emulator: LiveKitEmulator, aura_settings
 ) -> None:
     # No webhook URL at all: the service's own aura.room.created/deleted entries teach.
@@ -249,10 +249,15 @@ def test_rooms_made_and_closed_through_another_app_show_at_once_without_webhooks
     rooms = listed(other)
     assert list(rooms) == [made["roomId"]] and rooms[made["roomId"]]["roomTopic"] == "Made"
 
-    maker.run(maker.app.ctx.livekit.rooms.delete(made["roomId"]))
+    maker.run(maker.app.ctx.livekit.rooms.update(made["roomId"], topic="Renamed"))
     pump([maker, other], lambda: _learnt(other) >= 2)
+    assert listed(other)[made["roomId"]]["roomTopic"] == "Renamed"
+
+    maker.run(maker.app.ctx.livekit.rooms.delete(made["roomId"]))
+    pump([maker, other], lambda: _learnt(other) >= 3)
     assert listed(other) == {}
-    assert livekit_emulator.calls["ListRooms"] == calls + 1  # the one by the deleting app
+    # The other app never listed again: these are the maker's lookups by name.
+    assert livekit_emulator.calls["ListRooms"] == calls + 2
 
 
 def test_a_room_made_here_and_closed_meanwhile_is_not_put_back_by_its_own_event(

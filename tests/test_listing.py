@@ -9,6 +9,7 @@ the emulator, teaching the worker's ``Rooms`` as the webhook follower will.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -143,6 +144,21 @@ def test_learning_our_own_change_replaces_the_listed_room_in_its_place():
         [proto("b", 2000)], lambda listing: listing.learn_changed(started("a", 1000))
     )
     assert names(created) == ["a", "b"]
+
+
+def test_learning_new_facts_keeps_the_listed_count_and_never_lists_a_room():
+    rooms = [proto("a", 1000, people=3), proto("b", 2000)]
+    renamed = dataclasses.replace(started("a", 1000, people=0), topic="renamed")
+    snapshot, learnt = taught(rooms, lambda listing: listing.learn_facts(renamed))
+    assert (learnt.named("a").topic, learnt.named("a").num_participants) == ("renamed", 3)
+    assert decoded(learnt)[0]["roomTopic"] == "renamed"
+    assert snapshot.named("a").topic != "renamed"
+    # Another room of that name, or one not listed (closed meanwhile): nothing changes.
+    other = dataclasses.replace(started("a", 1000, sid="RM_other"), topic="x")
+    _, same = taught(rooms, lambda listing: listing.learn_facts(other))
+    assert same.named("a").topic != "x"
+    _, same = taught(rooms, lambda listing: listing.learn_facts(started("gone", 500)))
+    assert names(same) == ["a", "b"]
 
 
 def test_learning_a_finish_drops_the_room_only_if_the_sid_is_its_own():

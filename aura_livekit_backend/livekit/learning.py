@@ -11,6 +11,8 @@ listing and sid cache learn, not only the one that took the delivery:
 - ``aura.room.created`` / ``aura.room.deleted`` (a room made or closed through
   another worker or replica): the same, so those show at once even without webhooks
   (the worker that made the change learnt it from LiveKit's answer already);
+- ``aura.room.updated`` (a topic, description or limit changed through another worker
+  or replica): the listed room takes the new facts and keeps its participant count;
 - ``livekit.participant.joined`` / ``left`` / ``connection_aborted``: the listed
   room's participant count becomes the ``num_participants`` LiveKit reported in the
   event's room.
@@ -47,6 +49,7 @@ from ..events import (
     RoomDeleted,
     RoomFinished,
     RoomStarted,
+    RoomUpdated,
 )
 from .models import RoomInfo
 from .rooms import Rooms
@@ -59,10 +62,10 @@ _PARTICIPANT_EVENTS = frozenset(
     {ParticipantJoined.name, ParticipantLeft.name, ParticipantConnectionAborted.name}
 )
 _CLOSED = frozenset({RoomFinished.name, RoomDeleted.name})
-#: The event names the caches learn from: LiveKit's, and the service's own creates and
-#: deletes (made through another worker or replica).
+#: The event names the caches learn from: LiveKit's, and the service's own creates,
+#: updates and deletes (made through another worker or replica).
 LEARNT_EVENTS: frozenset[str] = frozenset(
-    {RoomStarted.name, RoomCreated.name, *_CLOSED, *_PARTICIPANT_EVENTS}
+    {RoomStarted.name, RoomCreated.name, RoomUpdated.name, *_CLOSED, *_PARTICIPANT_EVENTS}
 )
 #: Rooms (by sid) whose ordering and closing are remembered: a bound on memory.
 _REMEMBERED = 10_000
@@ -154,6 +157,11 @@ class RoomLearner:
             if room.sid in self._newest or self._rooms.created_here(room.sid):
                 return False
             self._rooms.learn_started(room)
+            return True
+        if name == RoomUpdated.name:
+            # The service's facts (topic, description, limit): not LiveKit's counts,
+            # which the event may carry older than a join since (no timestamp compared).
+            self._rooms.learn_facts(room)
             return True
         if at < self._newest.get(room.sid, float("-inf")):
             return False

@@ -63,6 +63,14 @@ class _Changed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _Facts:
+    """The service's facts of a listed room changed (through another worker): its
+    topic, description, limit and metadata are ``room``'s, its participants as listed."""
+
+    room: RoomInfo
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Finished:
     """The room ``name`` closed (only the one with ``sid``, when given)."""
 
@@ -79,7 +87,7 @@ class _Participants:
     sid: str | None
 
 
-_Change = _Started | _Changed | _Finished | _Participants
+_Change = _Started | _Changed | _Facts | _Finished | _Participants
 
 #: A room's protobuf bytes → its RoomInfo and encoding, carried from snapshot to snapshot.
 _Known = dict[bytes, tuple[RoomInfo, bytes]]
@@ -259,6 +267,18 @@ class RoomSnapshot:
                 if encoded is not None and self._encode is not None:
                     encoded.insert(index, self._encode(room))
                 changed = True
+            elif isinstance(change, _Facts):
+                found = index_of(change.room.name, change.room.sid)
+                if found is not None:
+                    listed_room = infos[found]
+                    room = dataclasses.replace(
+                        change.room, num_participants=listed_room.num_participants
+                    )
+                    if room != listed_room:
+                        infos[found] = room
+                        if encoded is not None and self._encode is not None:
+                            encoded[found] = self._encode(room)
+                        changed = True
             elif isinstance(change, _Finished):
                 found = index_of(change.name, change.sid)
                 if found is not None:
@@ -349,6 +369,14 @@ class SharedListing:
         10,000 rooms), and a listing in flight still gets the change on top.
         """
         self._learn(_Changed(room))
+
+    def learn_facts(self, room: RoomInfo) -> None:
+        """The service changed a room's facts through another worker (``aura.room.updated``):
+        the listed room of ``room``'s name and sid takes its topic, description, limit and
+        metadata, and keeps its participant count (the event's may be older than what
+        the listing or a later event says). A room not listed stays unlisted.
+        """
+        self._learn(_Facts(room))
 
     def learn_finished(self, name: str, sid: str | None = None) -> None:
         """LiveKit says the room ``name`` closed: it leaves the snapshot.

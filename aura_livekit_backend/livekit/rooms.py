@@ -357,6 +357,11 @@ class Rooms:
             self._sids.forget(sid)
         self._listing.learn_finished(name, sid)
 
+    def learn_facts(self, room: RoomInfo) -> None:
+        """The service changed ``room``'s facts (``aura.room.updated``, through another
+        worker): the listing shows them from the next read, with its own participant count."""
+        self._listing.learn_facts(room)
+
     def learn_participants(self, name: str, count: int, sid: str | None = None) -> None:
         """LiveKit says the room ``name`` (of ``sid``, when given) has ``count``
         participants now (``participant_joined``/``participant_left``): the listing
