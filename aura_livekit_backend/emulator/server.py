@@ -23,6 +23,7 @@ from aiohttp import web
 from livekit.protocol import models
 from livekit.protocol.agent_dispatch import AgentDispatch
 
+from ..loop_thread import Cleanup, LoopThread
 from ..settings import DEV_API_KEY, DEV_API_SECRET, MIN_SECRET_BYTES
 from .faults import Faults
 from .hooks import add_hooks, join_with_token
@@ -38,14 +39,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-async def _cancel_the_rest() -> None:
-    """Cancel every other task on this loop: calls still stalled when the emulator stops."""
-    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
 
 
 class LiveKitEmulator:
@@ -88,8 +81,7 @@ class LiveKitEmulator:
         self._rooms.on_event = self.webhooks.report
         self._faults = Faults()
         self._outage: threading.Timer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopThread("livekit-emulator")
 
     @property
     def url(self) -> str:
@@ -110,41 +102,15 @@ class LiveKitEmulator:
 
     def start(self) -> LiveKitEmulator:
         """Start serving; returns once the port accepts connections."""
-        if self._thread is not None:
+        if self._server.running:
             raise RuntimeError("the emulator is already running")
         if len(self.api_secret.encode()) < MIN_SECRET_BYTES:
             # LiveKit's dev secret is short by design; PyJWT would warn at every call.
             warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                runner = loop.run_until_complete(self._serve())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            self.webhooks.attach(loop)
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.webhooks.detach())
-            loop.run_until_complete(runner.cleanup())
-            loop.run_until_complete(_cancel_the_rest())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="livekit-emulator", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread = None
-            raise failure[0]
+        self._server.start(self._serve)
         return self
 
-    async def _serve(self) -> web.AppRunner:
+    async def _serve(self) -> Cleanup:
         app = web.Application(client_max_size=2 * MAX_METADATA_BYTES)
         app.router.add_route("*", "/twirp/{path:.*}", self._twirp)
         add_hooks(
@@ -161,9 +127,16 @@ class LiveKitEmulator:
         await site.start()
         # What port 0 became.
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        # Cancelled with the rest when the loop stops (_cancel_the_rest).
-        asyncio.get_running_loop().create_task(self._close_expired_rooms())
-        return runner
+        loop = asyncio.get_running_loop()
+        expiry = loop.create_task(self._close_expired_rooms())
+        self.webhooks.attach(loop)
+
+        async def cleanup() -> None:
+            expiry.cancel()
+            await self.webhooks.detach()
+            await runner.cleanup()
+
+        return cleanup
 
     async def _close_expired_rooms(self) -> None:
         """Close rooms past their timeouts as they expire, not at the next call, so their
@@ -197,12 +170,7 @@ class LiveKitEmulator:
         self._halt()
 
     def _halt(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
-        self._loop = None
+        self._server.stop()
 
     def __enter__(self) -> LiveKitEmulator:
         """Start; the block runs with the emulator serving."""
@@ -298,7 +266,7 @@ class LiveKitEmulator:
 
         Returns at once; the rooms are kept, as a LiveKit that restarts with Redis would.
         """
-        if self._thread is None:
+        if not self._server.running:
             raise RuntimeError("the emulator is not running")
         self._halt()
         self._outage = threading.Timer(seconds, self._end_outage)

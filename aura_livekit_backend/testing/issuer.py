@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from ..loop_thread import Cleanup, LoopThread
 
 __all__ = ["DEV_AUDIENCE", "DevIssuer", "JwksFault", "SigningKey"]
 
@@ -72,14 +73,6 @@ class SigningKey:
         return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
 
 
-async def _cancel_the_rest() -> None:
-    """Cancel what is left on the loop (a slow answer still sleeping) and let it finish."""
-    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in rest:
-        task.cancel()
-    await asyncio.gather(*rest, return_exceptions=True)
-
-
 class DevIssuer:
     """An identity provider on ``127.0.0.1``, in a background thread."""
 
@@ -103,9 +96,7 @@ class DevIssuer:
         self.slow_seconds = 30.0
         #: What was served: "jwks", "discovery", "token".
         self.fetches: Counter[str] = Counter()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server = LoopThread("dev-issuer")
 
     @property
     def url(self) -> str:
@@ -160,44 +151,12 @@ class DevIssuer:
 
     def start(self) -> DevIssuer:
         """Start serving; returns once the port accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("the issuer is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            assert self._runner is not None
-            loop.run_until_complete(self._runner.cleanup())
-            loop.run_until_complete(_cancel_the_rest())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="dev-issuer", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread = None
-            raise failure[0]
+        self._server.start(self._serve)
         return self
 
     def stop(self) -> None:
         """Stop serving; safe to call twice."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
-        self._loop = None
+        self._server.stop()
 
     def __enter__(self) -> DevIssuer:
         return self.start()
@@ -205,17 +164,18 @@ class DevIssuer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    async def _serve(self) -> None:
+    async def _serve(self) -> Cleanup:
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_get("/jwks.json", self._jwks)
         app.router.add_get("/token", self._token)
         # A slow answer must not hold up stop() for its whole wait.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
-        self.port = self._runner.addresses[0][1]  # the port 0 became
+        self.port = runner.addresses[0][1]  # the port 0 became
+        return runner.cleanup
 
     async def _sick(self) -> web.Response | None:
         if self.jwks_fault == "down":
