@@ -19,7 +19,12 @@ from livekit import api
 from pydantic import SecretStr
 
 from aura_livekit_backend.emulator import LiveKitEmulator, free_port
-from aura_livekit_backend.events import ParticipantJoined, ParticipantLeft, RoomFinished
+from aura_livekit_backend.events import (
+    ParticipantJoined,
+    ParticipantLeft,
+    RoomFinished,
+    TrackPublished,
+)
 from aura_livekit_backend.livekit.webhooks import WebhookVerifier, read_event
 
 KEY, SECRET = "APIemuhooks", "emulator-hooks-secret-0123456789abcdef"
@@ -257,3 +262,33 @@ def test_the_hook_sets_the_webhook_urls(receiver: Receiver, clock: Clock) -> Non
         _create(emulator, "hooked")
         emulator.webhooks.wait_idle()
         assert receiver.events() == ["livekit.room.started"]
+
+
+def test_tracks_a_participant_joins_with_are_reported_published(
+    emulator: LiveKitEmulator, receiver: Receiver
+) -> None:
+    _create(emulator, "podcast")
+    host = emulator.add_participant(
+        "podcast",
+        "host",
+        tracks=[{"kind": "audio", "source": "microphone"}, {"kind": "video", "source": "camera"}],
+    )
+    emulator.webhooks.wait_idle()
+    assert receiver.events() == [
+        "livekit.room.started",
+        "livekit.participant.joined",
+        "livekit.track.published",
+        "livekit.track.published",
+    ]
+    events = [read_event(body) for _, body in receiver.received]
+    published = [event for event in events if isinstance(event, TrackPublished)]
+    assert [(e.track.sid, e.track.kind, e.track.source) for e in published] == [
+        (track.sid, kind, source)
+        for track, kind, source in zip(
+            host.tracks, ("audio", "video"), ("microphone", "camera"), strict=True
+        )
+    ]
+    for event in published:
+        # As LiveKit's telemetry sends it: who published, in which room, nothing more.
+        assert (event.participant.identity, event.participant.sid) == ("host", host.sid)
+        assert (event.room.name, event.room.sid) == ("podcast", events[0].room.sid)  # type: ignore[attr-defined]

@@ -118,7 +118,9 @@ class Rooms:
 
         ``tracks`` are what they publish at once, each ``{"kind": "audio"|"video"|"data",
         "source": "microphone"|"camera"|…, "name": …, "muted": bool}`` (every key
-        optional); ValueError for a kind or source LiveKit does not have.
+        optional); ValueError for a kind or source LiveKit does not have. Each is
+        reported (``track_published``) after ``participant_joined``; no track is ever
+        unpublished alone here, so no ``track_unpublished`` is sent.
 
         With ``room_config`` (a join token's ``roomConfig``), a missing room is created
         from it, its agents dispatched — and for a room that exists it is ignored, as
@@ -162,6 +164,8 @@ class Rooms:
             state.ever_joined = True
             state.emptied_at = None
             self._report("participant_joined", state, participant)
+            for track in published:
+                self._report_track("track_published", state, participant, track)
             return participant
 
     def create_rooms(
@@ -304,6 +308,27 @@ class Rooms:
             message.participant.CopyFrom(participant)
             if reason:
                 message.participant.disconnect_reason = reason  # type: ignore[assignment]
+        self.on_event(message, state.proto.name)
+
+    def _report_track(
+        self,
+        event: str,
+        state: _Room,
+        participant: models.ParticipantInfo,
+        track: models.TrackInfo,
+    ) -> None:
+        """Tell :attr:`on_event` about ``participant``'s ``track``, as LiveKit's telemetry
+        does: the room by name and sid only, the participant by sid and identity only."""
+        if self.on_event is None:
+            return
+        message = webhook_pb.WebhookEvent(
+            event=event,
+            room=models.Room(sid=state.proto.sid, name=state.proto.name),
+            participant=models.ParticipantInfo(sid=participant.sid, identity=participant.identity),
+            track=track,
+            id=new_sid("EV_"),
+            created_at=int(self.clock()),
+        )
         self.on_event(message, state.proto.name)
 
     def _rpc_list_rooms(
