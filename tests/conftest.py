@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aura_livekit_backend import Settings
-from aura_livekit_backend.plugin import ENTRY_POINT_GROUP
+from aura_livekit_backend.plugin import ENTRY_POINT_GROUP, Plugin
 from aura_livekit_backend.testing.client import ServiceClient
 
 
@@ -57,6 +57,21 @@ def settings(aura_settings: Callable[..., Settings]) -> Settings:
 def serve(aura_client: Callable[..., ServiceClient]) -> Callable[..., ServiceClient]:
     """``serve(settings=None, *, plugins=None, **fields)``: the kit's ``aura_client``."""
     return aura_client
+
+
+@pytest.fixture
+def core_plugins() -> dict[str, Plugin]:
+    """The core's endpoints for rooms, tokens, metrics and LiveKit's webhooks, and no
+    installed plugin: for ``serve(plugins={"mine": ..., **core_plugins})``."""
+    from aura_livekit_backend.endpoints import health, metrics, rooms, tokens, webhooks
+
+    return {
+        "health": health.plugin,
+        "metrics": metrics.plugin,
+        "rooms": rooms.plugin,
+        "tokens": tokens.plugin,
+        "webhooks": webhooks.plugin,
+    }
 
 
 def _write_distribution(

@@ -20,25 +20,12 @@ from aura_livekit_backend.cache_learning import CacheFollower
 from aura_livekit_backend.emulator import LiveKitEmulator
 from aura_livekit_backend.emulator.webhooks import encode_event, sign_webhook
 from aura_livekit_backend.events import RoomCreated
-from aura_livekit_backend.plugin import Plugin
 from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
 PATH = "/livekit/webhook"
 #: Long enough that no listing is refreshed while a test runs (the setting's maximum).
 KEEP = 60
-
-
-def _builtins() -> dict[str, Plugin]:
-    from aura_livekit_backend.endpoints import health, metrics, rooms, tokens, webhooks
-
-    return {
-        "health": health.plugin,
-        "metrics": metrics.plugin,
-        "rooms": rooms.plugin,
-        "tokens": tokens.plugin,
-        "webhooks": webhooks.plugin,
-    }
 
 
 def _follower(client: ServiceClient) -> CacheFollower:
@@ -100,8 +87,8 @@ def deliver(client: ServiceClient, event: webhook_pb.WebhookEvent) -> None:
 
 
 @pytest.fixture
-def client(serve, livekit_emulator: LiveKitEmulator) -> ServiceClient:
-    served = serve(plugins=_builtins(), room_list_cache_seconds=KEEP)
+def client(core_plugins, serve, livekit_emulator: LiveKitEmulator) -> ServiceClient:
+    served = serve(plugins=core_plugins, room_list_cache_seconds=KEEP)
     livekit_emulator.webhooks.urls = (served.url + PATH,)
     livekit_emulator.webhooks.backoff = (0.05, 0.2)
     pump([served], lambda: _follower(served).since is not None)
@@ -205,7 +192,7 @@ def test_late_deliveries_never_undo_newer_news(
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_every_app_on_the_log_learns_what_one_was_told(
-    serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
+    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
 ) -> None:
     # Two apps on one log: two workers on one SQLite file, or two replicas on one Redis.
     # LiveKit calls only the first; the second learns from the log.
@@ -215,7 +202,7 @@ def test_every_app_on_the_log_learns_what_one_was_told(
         settings = aura_settings(redis_url=redis.url, room_list_cache_seconds=KEEP)
     else:
         settings = aura_settings(room_list_cache_seconds=KEEP)
-    told, other = (serve(settings, plugins=_builtins()) for _ in range(2))
+    told, other = (serve(settings, plugins=core_plugins) for _ in range(2))
     pump([told, other], lambda: all(_follower(c).since is not None for c in (told, other)))
     livekit_emulator.webhooks.urls = (told.url + PATH,)
     livekit_emulator.create_rooms(["one", "two"])
@@ -235,11 +222,11 @@ def test_every_app_on_the_log_learns_what_one_was_told(
 
 
 def test_rooms_made_changed_and_closed_through_another_app_show_at_once_without_webhooks(
-    serve, livekit_emulator: LiveKitEmulator, aura_settings
+    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings
 ) -> None:
     # No webhook URL at all: the service's own aura.room.created/deleted entries teach.
     settings = aura_settings(room_list_cache_seconds=KEEP)
-    maker, other = (serve(settings, plugins=_builtins()) for _ in range(2))
+    maker, other = (serve(settings, plugins=core_plugins) for _ in range(2))
     pump([maker, other], lambda: all(_follower(c).since is not None for c in (maker, other)))
     assert listed(other) == {}
     calls = livekit_emulator.calls["ListRooms"]
@@ -261,12 +248,12 @@ def test_rooms_made_changed_and_closed_through_another_app_show_at_once_without_
 
 
 def test_a_room_made_here_and_closed_meanwhile_is_not_put_back_by_its_own_event(
-    serve, livekit_emulator: LiveKitEmulator
+    core_plugins, serve, livekit_emulator: LiveKitEmulator
 ) -> None:
     # The app learns its own creation from LiveKit's answer; the aura.room.created it
     # reads back from the log a moment later says nothing new. Learnt again while a
     # listing is in flight, it put back the room that listing no longer shows.
-    client = serve(plugins=_builtins(), room_list_cache_seconds=KEEP)
+    client = serve(plugins=core_plugins, room_list_cache_seconds=KEEP)
     rooms = client.app.ctx.livekit.rooms
     learner = _follower(client).learner
 

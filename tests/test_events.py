@@ -28,7 +28,9 @@ def _wait_for(condition, seconds: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_every_event_reaches_its_subscriber_with_its_payload(serve, livekit_emulator) -> None:
+def test_every_event_reaches_its_subscriber_with_its_payload(
+    core_plugins, serve, livekit_emulator
+) -> None:
     heard: list[Event] = []
 
     def setup(ctx: PluginContext) -> None:
@@ -48,7 +50,7 @@ def test_every_event_reaches_its_subscriber_with_its_payload(serve, livekit_emul
 
             return json({})
 
-    client = serve(plugins={"spy": Plugin(setup), **_builtins()})
+    client = serve(plugins={"spy": Plugin(setup), **core_plugins})
     room = client.post("/api/room/create", json={"userName": "host"}).json
     livekit_emulator.add_participant(room["roomId"], "ann")
     assert client.post(f"/api/act/{room['roomId']}").status_code == 200
@@ -65,7 +67,7 @@ def test_every_event_reaches_its_subscriber_with_its_payload(serve, livekit_emul
 
 
 def test_a_failing_subscriber_is_logged_with_the_request_id_and_fails_nothing(
-    serve, caplog: pytest.LogCaptureFixture
+    core_plugins, serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     later: list[str] = []
 
@@ -78,7 +80,7 @@ def test_a_failing_subscriber_is_logged_with_the_request_id_and_fails_nothing(
         async def after_it(event: RoomCreated) -> None:
             later.append(event.room.name)
 
-    client = serve(plugins={"spy": Plugin(setup), **_builtins()})
+    client = serve(plugins={"spy": Plugin(setup), **core_plugins})
     with caplog.at_level(logging.ERROR, logger="aura_livekit_backend.events"):
         answer = client.post(
             "/api/room/create", json={"userName": "host"}, headers={"X-Request-ID": "req-42"}
@@ -94,7 +96,7 @@ def test_a_failing_subscriber_is_logged_with_the_request_id_and_fails_nothing(
     assert "subscriber bug" in caplog.text
 
 
-def test_a_slow_subscriber_never_delays_the_answer(serve) -> None:
+def test_a_slow_subscriber_never_delays_the_answer(core_plugins, serve) -> None:
     release = threading.Event()
     finished: list[str] = []
 
@@ -106,7 +108,7 @@ def test_a_slow_subscriber_never_delays_the_answer(serve) -> None:
                 await asyncio.sleep(0.01)
             finished.append(event.room.name)
 
-    client = serve(plugins={"spy": Plugin(setup), **_builtins()})
+    client = serve(plugins={"spy": Plugin(setup), **core_plugins})
     answer = client.post("/api/room/create", json={"userName": "host"})
     assert answer.status_code == 200 and finished == []
     release.set()
@@ -123,12 +125,6 @@ def test_event_names_have_three_parts(serve) -> None:
 
     with pytest.raises(PluginError, match=r"three parts.*'room\.created'"):
         serve(plugins={"spy": Plugin(setup)})
-
-
-def _builtins() -> dict[str, Plugin]:
-    from aura_livekit_backend.endpoints import health, rooms, tokens
-
-    return {"health": health.plugin, "rooms": rooms.plugin, "tokens": tokens.plugin}
 
 
 def test_an_event_names_its_room_and_gives_a_json_ready_payload() -> None:

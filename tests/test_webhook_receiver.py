@@ -73,26 +73,14 @@ class Spy:
         return [event.name for event in self.heard]
 
 
-def _builtins() -> dict[str, Plugin]:
-    from aura_livekit_backend.endpoints import health, metrics, rooms, tokens, webhooks
-
-    return {
-        "health": health.plugin,
-        "metrics": metrics.plugin,
-        "rooms": rooms.plugin,
-        "tokens": tokens.plugin,
-        "webhooks": webhooks.plugin,
-    }
-
-
 @pytest.fixture
 def spy() -> Spy:
     return Spy()
 
 
 @pytest.fixture
-def client(serve, spy: Spy, livekit_emulator: LiveKitEmulator) -> ServiceClient:
-    served = serve(plugins={**_builtins(), "spy": spy.plugin()})
+def client(core_plugins, serve, spy: Spy, livekit_emulator: LiveKitEmulator) -> ServiceClient:
+    served = serve(plugins={**core_plugins, "spy": spy.plugin()})
     livekit_emulator.webhooks.urls = (served.url + PATH,)
     livekit_emulator.webhooks.backoff = (0.05, 0.2)
     return served
@@ -158,7 +146,7 @@ def test_a_duplicate_delivery_is_acknowledged_and_not_told_again(
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_two_apps_on_one_log_take_each_event_once(
-    serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
+    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
 ) -> None:
     # Every event goes to both (two URLs): as if LiveKit's retry reached another worker
     # (one SQLite file) or another replica (one Redis).
@@ -169,7 +157,7 @@ def test_two_apps_on_one_log_take_each_event_once(
     else:
         settings = aura_settings()
     spies = [Spy(), Spy()]
-    apps = [serve(settings, plugins={**_builtins(), "spy": s.plugin()}) for s in spies]
+    apps = [serve(settings, plugins={**core_plugins, "spy": s.plugin()}) for s in spies]
     livekit_emulator.webhooks.urls = tuple(app.url + PATH for app in apps)
     room = apps[0].post("/api/room/create", json={"userName": "host"}).json
     livekit_emulator.add_participant(room["roomId"], "ann")
@@ -188,7 +176,7 @@ def test_two_apps_on_one_log_take_each_event_once(
 
 
 def test_a_slow_subscriber_never_delays_the_answer(
-    serve, livekit_emulator: LiveKitEmulator
+    core_plugins, serve, livekit_emulator: LiveKitEmulator
 ) -> None:
     finished: list[str] = []
     release = asyncio.Event()
@@ -199,7 +187,7 @@ def test_a_slow_subscriber_never_delays_the_answer(
             await release.wait()
             finished.append(event.room.name)
 
-    client = serve(plugins={**_builtins(), "slow": Plugin(setup)})
+    client = serve(plugins={**core_plugins, "slow": Plugin(setup)})
     body, headers = _signed(_event("room_started", "EV_slow"))
     answer = client.post(PATH, content=body, headers=headers)
     assert answer.status_code == 200 and answer.json == {"status": "accepted", "id": "EV_slow"}
@@ -317,8 +305,10 @@ def test_replayed_and_out_of_order_deliveries(client: ServiceClient, spy: Spy) -
     assert client.post(PATH, content=stale[0], headers=stale[1]).status_code == 401
 
 
-def test_a_body_over_the_limit_is_a_413(serve, livekit_emulator: LiveKitEmulator) -> None:
-    client = serve(plugins=_builtins(), webhook_max_body_bytes=2048)
+def test_a_body_over_the_limit_is_a_413(
+    core_plugins, serve, livekit_emulator: LiveKitEmulator
+) -> None:
+    client = serve(plugins=core_plugins, webhook_max_body_bytes=2048)
     event = _event("room_started", "EV_big")
     event.room.metadata = "x" * 4096
     body, headers = _signed(event)
@@ -335,7 +325,7 @@ def test_a_body_over_the_limit_is_a_413(serve, livekit_emulator: LiveKitEmulator
     assert answer.status_code == 413
     assert answer.json["message"] == "A webhook body may be at most 2048 bytes"
     # The API's own 64 KiB limit does not apply here: a 100 KiB event is taken.
-    client = serve(plugins=_builtins())
+    client = serve(plugins=core_plugins)
     event.room.metadata = "x" * 100_000
     body, headers = _signed(event)
     assert client.post(PATH, content=body, headers=headers).status_code == 200
@@ -369,7 +359,7 @@ def test_with_the_log_down_the_answer_is_503_and_livekit_retries_until_it_is_bac
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_a_delivery_kept_but_answered_503_is_told_once_on_the_retry(
-    serve, spy: Spy, request: pytest.FixtureRequest, backend: str
+    core_plugins, serve, spy: Spy, request: pytest.FixtureRequest, backend: str
 ) -> None:
     # The log keeps the event, but its answer comes too late (a Redis reply that timed
     # out, a request cancelled after SQLite committed): the delivery is a 503, and
@@ -379,7 +369,7 @@ def test_a_delivery_kept_but_answered_503_is_told_once_on_the_retry(
         redis = request.getfixturevalue("redis_server")
         redis.flush()
         fields["redis_url"] = redis.url
-    apps = [serve(plugins={**_builtins(), "spy": spy.plugin()}, **fields) for _ in range(2)]
+    apps = [serve(plugins={**core_plugins, "spy": spy.plugin()}, **fields) for _ in range(2)]
     log = apps[0].app.ctx.event_log
     keep = log.append
 
@@ -404,8 +394,8 @@ def test_a_delivery_kept_but_answered_503_is_told_once_on_the_retry(
     assert [e.id for e in _logged(apps[0]) if e.name.startswith("livekit.")] == ["EV_lost"]
 
 
-def test_the_path_is_a_setting_and_the_route_is_documented(serve) -> None:
-    client = serve(plugins=_builtins(), webhook_path="/hooks/lk")
+def test_the_path_is_a_setting_and_the_route_is_documented(core_plugins, serve) -> None:
+    client = serve(plugins=core_plugins, webhook_path="/hooks/lk")
     body, headers = _signed(_event("room_started", "EV_path"))
     assert client.post("/hooks/lk", content=body, headers=headers).status_code == 200
     assert client.post(PATH, content=body, headers=headers).status_code == 404
@@ -415,18 +405,18 @@ def test_the_path_is_a_setting_and_the_route_is_documented(serve) -> None:
     assert "application/webhook+json" in operation["requestBody"]["content"]
 
 
-def test_api_keys_do_not_guard_the_receiver(serve) -> None:
+def test_api_keys_do_not_guard_the_receiver(core_plugins, serve) -> None:
     # LiveKit signs with its own key; it cannot send the service's.
-    client = serve(plugins=_builtins(), api_keys="k" * 32)
+    client = serve(plugins=core_plugins, api_keys="k" * 32)
     body, headers = _signed(_event("room_started", "EV_keys"))
     assert client.post(PATH, content=body, headers=headers).status_code == 200
     assert client.get("/api/rooms").status_code == 401
 
 
 def test_with_redis_down_the_receiver_answers_503_the_api_serves_and_it_recovers(
-    serve, own_redis, spy: Spy
+    core_plugins, serve, own_redis, spy: Spy
 ) -> None:
-    client = serve(redis_url=own_redis.url, plugins={**_builtins(), "spy": spy.plugin()})
+    client = serve(redis_url=own_redis.url, plugins={**core_plugins, "spy": spy.plugin()})
     first = _signed(_event("room_started", "EV_before"))
     assert client.post(PATH, content=first[0], headers=first[1]).status_code == 200
 
@@ -453,9 +443,9 @@ def test_with_redis_down_the_receiver_answers_503_the_api_serves_and_it_recovers
     assert _counted(client, "livekit.participant.joined", "unavailable") >= 1
 
 
-def test_refused_deliveries_never_hold_up_livekits_address(serve) -> None:
+def test_refused_deliveries_never_hold_up_livekits_address(core_plugins, serve) -> None:
     # Thirty 401s a minute would otherwise 429 everything LiveKit's address sends.
-    client = serve(plugins=_builtins(), rate_limit_auth_failures="2/minute", api_keys="k" * 32)
+    client = serve(plugins=core_plugins, rate_limit_auth_failures="2/minute", api_keys="k" * 32)
     body, headers, _ = _forged("other-key")
     for _ in range(4):
         assert client.post(PATH, content=body, headers=headers).status_code == 401
@@ -470,7 +460,7 @@ def test_refused_deliveries_never_hold_up_livekits_address(serve) -> None:
     ]
 
 
-def test_every_livekit_event_name_is_a_signal_sanic_dispatches(serve) -> None:
+def test_every_livekit_event_name_is_a_signal_sanic_dispatches(core_plugins, serve) -> None:
     # Names such as livekit.agent_job.started and livekit.participant.connection_aborted
     # must route on Sanic's signal bus as they are.
     from aura_livekit_backend.events import LIVEKIT_EVENTS
@@ -484,7 +474,7 @@ def test_every_livekit_event_name_is_a_signal_sanic_dispatches(serve) -> None:
             async def record(event: LiveKitEvent) -> None:
                 heard.append(event.name)
 
-    client = serve(plugins={**_builtins(), "all": Plugin(setup)})
+    client = serve(plugins={**core_plugins, "all": Plugin(setup)})
     kinds = [*LIVEKIT_EVENTS, "something_new"]
     for n, kind in enumerate(kinds):
         body, headers = _signed(_event(kind, f"EV_kind{n}"))
