@@ -19,7 +19,7 @@ from livekit.protocol import webhook as webhook_pb
 from aura_livekit_backend.cache_learning import CacheFollower
 from aura_livekit_backend.emulator import LiveKitEmulator
 from aura_livekit_backend.emulator.webhooks import encode_event, sign_webhook
-from aura_livekit_backend.events import RoomCreated
+from aura_livekit_backend.events import RoomCreated, RoomUpdated
 from aura_livekit_backend.testing.client import ServiceClient
 from aura_livekit_backend.testing.pytest_plugin import TEST_API_KEY, TEST_API_SECRET
 
@@ -263,7 +263,9 @@ def test_a_room_made_here_and_closed_meanwhile_is_not_put_back_by_its_own_event(
         livekit_emulator.latency = 0.3
         calls = livekit_emulator.calls["ListRooms"]
         listing = asyncio.create_task(rooms.snapshot())
+        deadline = time.monotonic() + 10
         while livekit_emulator.calls["ListRooms"] == calls:  # until LiveKit has the call
+            assert time.monotonic() < deadline, "the listing never reached LiveKit"
             await asyncio.sleep(0.01)
         # The entry as every worker reads it back from the log, this one included.
         applied = learner.learn(RoomCreated.name, RoomCreated(made).data(), time.time())
@@ -272,3 +274,23 @@ def test_a_room_made_here_and_closed_meanwhile_is_not_put_back_by_its_own_event(
     shown, applied = client.run(scenario())
     assert shown == []
     assert not applied
+
+
+def test_an_update_read_back_late_never_undoes_a_newer_one(
+    core_plugins, serve, livekit_emulator: LiveKitEmulator
+) -> None:
+    client = serve(plugins=core_plugins, room_list_cache_seconds=KEEP)
+    rooms = client.app.ctx.livekit.rooms
+    learner = _follower(client).learner
+
+    async def scenario() -> tuple[bool, str]:
+        made = await rooms.create(topic="t", description="", max_participants=0, created_by="u")
+        await rooms.snapshot()  # listed
+        first = await rooms.update(made.name, topic="first")
+        first_at = time.time()  # as its entry in the log has it
+        await rooms.update(made.name, topic="second")
+        # The first update's entry, read back from the log after the second answered.
+        applied = learner.learn(RoomUpdated.name, RoomUpdated(first).data(), first_at)
+        return applied, (await rooms.snapshot()).rooms[0].topic
+
+    assert client.run(scenario()) == (False, "second")

@@ -134,14 +134,14 @@ def test_learning_our_own_change_replaces_the_listed_room_in_its_place():
     # listing taken before it, the same sid or not.
     snapshot, learnt = taught(
         [proto("a", 1000, people=1), proto("b", 2000)],
-        lambda listing: listing.learn_changed(started("a", 1000, people=2)),
+        lambda listing: listing.learn_created(started("a", 1000, people=2)),
     )
     assert names(learnt) == ["a", "b"]
     assert learnt.named("a").num_participants == 2
     assert decoded(learnt)[0]["numParticipants"] == 2
     assert snapshot.named("a").num_participants == 1  # the old snapshot as it was
     _, created = taught(
-        [proto("b", 2000)], lambda listing: listing.learn_changed(started("a", 1000))
+        [proto("b", 2000)], lambda listing: listing.learn_created(started("a", 1000))
     )
     assert names(created) == ["a", "b"]
 

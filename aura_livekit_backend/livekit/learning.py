@@ -159,10 +159,10 @@ class RoomLearner:
             self._rooms.learn_started(room)
             return True
         if name == RoomUpdated.name:
-            # The service's facts (topic, description, limit): not LiveKit's counts,
-            # which the event may carry older than a join since (no timestamp compared).
-            self._rooms.learn_facts(room)
-            return True
+            # The service's facts (topic, description, limit), ordered by the service's
+            # clock; not LiveKit's counts, which the event may carry older than a join
+            # since (LiveKit's whole-second times are not compared with it).
+            return self._rooms.learn_facts(room, at)
         if at < self._newest.get(room.sid, float("-inf")):
             return False
         self._remember(self._newest, room.sid, at)

@@ -55,8 +55,8 @@ class _Started:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Changed:
-    """LiveKit's answer to a change made through this worker: its latest word on the
+class _Created:
+    """LiveKit's answer to a room created through this worker: its latest word on the
     room, which replaces whatever of that name is listed."""
 
     room: RoomInfo
@@ -87,7 +87,7 @@ class _Participants:
     sid: str | None
 
 
-_Change = _Started | _Changed | _Facts | _Finished | _Participants
+_Change = _Started | _Created | _Facts | _Finished | _Participants
 
 #: A room's protobuf bytes → its RoomInfo and encoding, carried from snapshot to snapshot.
 _Known = dict[bytes, tuple[RoomInfo, bytes]]
@@ -249,7 +249,7 @@ class RoomSnapshot:
                 del encoded[index]
 
         for change in changes:
-            if isinstance(change, _Started | _Changed):
+            if isinstance(change, _Started | _Created):
                 room = change.room
                 old = index_of(room.name, None)
                 listed = old is not None and infos[old].sid == room.sid
@@ -359,22 +359,24 @@ class SharedListing:
         """
         self._learn(_Started(room))
 
-    def learn_changed(self, room: RoomInfo) -> None:
-        """LiveKit answered a change made through this worker (a room created or its
-        metadata updated) with ``room``: it replaces the room of its name, or joins the
-        snapshot in its place by age.
+    def learn_created(self, room: RoomInfo) -> None:
+        """LiveKit answered a room created through this worker with ``room``: it replaces
+        the room of its name, or joins the snapshot in its place by age.
 
-        Learnt rather than listed again: dropping the snapshot instead made every
-        reader on the worker wait for a whole listing after each change (~100 ms with
-        10,000 rooms), and a listing in flight still gets the change on top.
+        Learnt rather than listed again (as are updates, :meth:`learn_facts`, and
+        closes): dropping the snapshot instead made every reader on the worker wait for
+        a whole listing after each change (~100 ms with 10,000 rooms), and a listing in
+        flight still gets the change on top. (Learnt on top of a listing in flight, it
+        can show a room closed within those milliseconds until the next listing.)
         """
-        self._learn(_Changed(room))
+        self._learn(_Created(room))
 
     def learn_facts(self, room: RoomInfo) -> None:
-        """The service changed a room's facts through another worker (``aura.room.updated``):
-        the listed room of ``room``'s name and sid takes its topic, description, limit and
-        metadata, and keeps its participant count (the event's may be older than what
-        the listing or a later event says). A room not listed stays unlisted.
+        """The service changed a room's facts (UpdateRoomMetadata's answer, here or in
+        another worker): the listed room of ``room``'s name and sid takes its topic,
+        description, limit and metadata, and keeps its participant count (the answer's
+        may be older than what the listing or a later event says). A room not listed
+        stays unlisted. Callers order updates (:meth:`Rooms.learn_facts`).
         """
         self._learn(_Facts(room))
 

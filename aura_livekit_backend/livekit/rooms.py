@@ -47,8 +47,9 @@ _NAME_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_ATTEMPTS = 5
 #: The room name readiness checks look up; LiveKit names cannot contain a space.
 _PING = "aura readiness check"
-#: Rooms whose creation through this worker is remembered (see ``Rooms.created_here``).
-_CREATED_REMEMBERED = 1_000
+#: Rooms whose creation here, or newest facts, are remembered (``Rooms.created_here``,
+#: ``Rooms.learn_facts``): a bound on memory.
+_REMEMBERED = 1_000
 
 
 def new_room_name(now: float | None = None) -> str:
@@ -89,6 +90,8 @@ class Rooms:
         )
         # Sids of the rooms this worker created, learnt from CreateRoom's answer.
         self._created_here: OrderedDict[str, None] = OrderedDict()
+        # sid -> when the newest facts learnt for the room were changed.
+        self._facts_at: OrderedDict[str, float] = OrderedDict()
 
     def close(self) -> None:
         """Stop work in flight (the worker is stopping)."""
@@ -131,18 +134,24 @@ class Rooms:
                     for agent in options.agents
                 ],
             )
-            room = await self._transport.call(
-                "CreateRoom", self._transport.room.create_room(request)
-            )
+            try:
+                room = await self._transport.call(
+                    "CreateRoom", self._transport.room.create_room(request)
+                )
+            except BaseException:
+                # Failed or cancelled, it may have been created all the same: list
+                # afresh rather than guess.
+                self._listing.forget()
+                raise
             if name is not None and room.metadata != metadata:
                 self._sids.put(room.sid, room.name)
                 return room_info(room)
             if room.metadata == metadata:
                 self._sids.put(room.sid, room.name)
                 info = room_info(room)
-                self._listing.learn_changed(info)
+                self._listing.learn_created(info)
                 self._created_here[room.sid] = None
-                if len(self._created_here) > _CREATED_REMEMBERED:
+                if len(self._created_here) > _REMEMBERED:
                     self._created_here.popitem(last=False)
                 if self._counter is not None:
                     self._counter.room_created()
@@ -231,7 +240,8 @@ class Rooms:
             self._listing.forget()
             raise
         updated = room_info(answer)
-        self._listing.learn_changed(updated)
+        # Before the event: its entry, read back from the log, is then no older.
+        self.learn_facts(updated, time.time())
         self._events.emit(RoomUpdated(updated))
         return updated
 
@@ -357,10 +367,20 @@ class Rooms:
             self._sids.forget(sid)
         self._listing.learn_finished(name, sid)
 
-    def learn_facts(self, room: RoomInfo) -> None:
-        """The service changed ``room``'s facts (``aura.room.updated``, through another
-        worker): the listing shows them from the next read, with its own participant count."""
+    def learn_facts(self, room: RoomInfo, at: float) -> bool:
+        """The service changed ``room``'s facts at ``at`` (Unix seconds): UpdateRoomMetadata
+        answered here, or ``aura.room.updated`` from the log. The listing shows them from
+        the next read, with its own participant count; True unless facts learnt later
+        for the room are known (an entry read back late must not undo a newer update).
+        """
+        if at < self._facts_at.get(room.sid, float("-inf")):
+            return False
+        self._facts_at[room.sid] = at
+        self._facts_at.move_to_end(room.sid)
+        if len(self._facts_at) > _REMEMBERED:
+            self._facts_at.popitem(last=False)
         self._listing.learn_facts(room)
+        return True
 
     def learn_participants(self, name: str, count: int, sid: str | None = None) -> None:
         """LiveKit says the room ``name`` (of ``sid``, when given) has ``count``
