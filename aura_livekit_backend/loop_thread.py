@@ -60,9 +60,11 @@ class LoopThread:
                 return
             ready.set()
             loop.run_forever()
-            loop.run_until_complete(cleanup())
-            loop.run_until_complete(_cancel_the_rest())
-            loop.close()
+            try:
+                loop.run_until_complete(cleanup())
+            finally:
+                loop.run_until_complete(_cancel_the_rest())
+                loop.close()
 
         self._thread = threading.Thread(target=run, name=self._name, daemon=True)
         self._thread.start()
