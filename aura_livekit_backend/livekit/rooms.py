@@ -13,7 +13,8 @@ import secrets
 import string
 import time
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
 from livekit import api
 
@@ -47,6 +48,7 @@ _NAME_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_ATTEMPTS = 5
 #: The room name readiness checks look up; LiveKit names cannot contain a space.
 _PING = "aura readiness check"
+T = TypeVar("T")
 #: Rooms whose creation here, or newest facts, are remembered (``Rooms.created_here``,
 #: ``Rooms.learn_facts``): a bound on memory.
 _REMEMBERED = 1_000
@@ -134,15 +136,7 @@ class Rooms:
                     for agent in options.agents
                 ],
             )
-            try:
-                room = await self._transport.call(
-                    "CreateRoom", self._transport.room.create_room(request)
-                )
-            except BaseException:
-                # Failed or cancelled, it may have been created all the same: list
-                # afresh rather than guess.
-                self._listing.forget()
-                raise
+            room = await self._change("CreateRoom", self._transport.room.create_room(request))
             if name is not None and room.metadata != metadata:
                 self._sids.put(room.sid, room.name)
                 return room_info(room)
@@ -159,6 +153,16 @@ class Rooms:
                 return info
             logger.warning("room name %s was taken; trying another", room.name)
         raise LiveKitError("LiveKit kept answering with rooms that already existed")
+
+    async def _change(self, method: str, call: Awaitable[T]) -> T:
+        """``method`` through the transport, for a call that changes rooms: failed or
+        cancelled, it may have happened all the same, so the listing is dropped (listed
+        afresh by the next reader) rather than guessed."""
+        try:
+            return await self._transport.call(method, call)
+        except BaseException:
+            self._listing.forget()
+            raise
 
     async def dispatch(self, room: str, agent: AgentRequest) -> bool:
         """Dispatch ``agent`` to the room named ``room`` unless a dispatch of it is there
@@ -230,15 +234,9 @@ class Rooms:
                 raise RoomLimitFixed(room.max_participants)
             facts["maxParticipants"] = max_participants
         request = api.UpdateRoomMetadataRequest(room=room.name, metadata=encode_facts(facts))
-        try:
-            answer = await self._transport.call(
-                "UpdateRoomMetadata", self._transport.room.update_room_metadata(request)
-            )
-        except BaseException:
-            # Failed or cancelled, it may have been applied all the same: list afresh
-            # rather than guess.
-            self._listing.forget()
-            raise
+        answer = await self._change(
+            "UpdateRoomMetadata", self._transport.room.update_room_metadata(request)
+        )
         updated = room_info(answer)
         # Before the event: its entry, read back from the log, is then no older.
         self.learn_facts(updated, time.time())
@@ -249,19 +247,13 @@ class Rooms:
         """Close the room (LiveKit disconnects everyone in it); returns what it was."""
         room = await self._find(room_id)
         try:
-            await self._transport.call(
+            await self._change(
                 "DeleteRoom",
                 self._transport.room.delete_room(api.DeleteRoomRequest(room=room.name)),
             )
         except NotFoundInLiveKit:
             # Closed by someone else between our lookup and our call.
-            self._listing.learn_finished(room.name, room.sid)
             raise RoomNotFound(room_id) from None
-        except BaseException:
-            # Failed or cancelled, it may have closed all the same: list afresh rather
-            # than guess.
-            self._listing.forget()
-            raise
         self._listing.learn_finished(room.name, room.sid)
         self._sids.forget(room.sid)
         info = room_info(room)
