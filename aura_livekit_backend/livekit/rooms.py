@@ -68,6 +68,14 @@ class RoomCounter(Protocol):
         """A room was created."""
 
 
+def _remember(kept: OrderedDict[str, T], sid: str, value: T) -> None:
+    """Keep ``value`` for ``sid`` as the newest of at most ``_REMEMBERED``."""
+    kept[sid] = value
+    kept.move_to_end(sid)
+    if len(kept) > _REMEMBERED:
+        kept.popitem(last=False)
+
+
 class Rooms:
     """One worker's view of LiveKit's rooms."""
 
@@ -144,9 +152,7 @@ class Rooms:
                 self._sids.put(room.sid, room.name)
                 info = room_info(room)
                 self._listing.learn_created(info)
-                self._created_here[room.sid] = None
-                if len(self._created_here) > _REMEMBERED:
-                    self._created_here.popitem(last=False)
+                _remember(self._created_here, room.sid, None)
                 if self._counter is not None:
                     self._counter.room_created()
                 self._events.emit(RoomCreated(info))
@@ -367,10 +373,7 @@ class Rooms:
         """
         if at < self._facts_at.get(room.sid, float("-inf")):
             return False
-        self._facts_at[room.sid] = at
-        self._facts_at.move_to_end(room.sid)
-        if len(self._facts_at) > _REMEMBERED:
-            self._facts_at.popitem(last=False)
+        _remember(self._facts_at, room.sid, at)
         self._listing.learn_facts(room)
         return True
 
