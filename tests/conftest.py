@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,6 +204,22 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def log_on(request: pytest.FixtureRequest) -> Callable[[str], dict[str, Any]]:
+    """``log_on(backend)``: the settings fields that put the event log on ``backend``:
+    ``"sqlite"`` (the default, nothing to set) or ``"redis"`` (the module's
+    ``redis_server``, flushed first so counts start from nothing)."""
+
+    def fields(backend: str) -> dict[str, Any]:
+        if backend == "sqlite":
+            return {}
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        redis.flush()
+        return {"redis_url": redis.url}
+
+    return fields
 
 
 @pytest.fixture

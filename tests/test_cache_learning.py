@@ -192,16 +192,11 @@ def test_late_deliveries_never_undo_newer_news(
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_every_app_on_the_log_learns_what_one_was_told(
-    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
+    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings, log_on, backend: str
 ) -> None:
     # Two apps on one log: two workers on one SQLite file, or two replicas on one Redis.
     # LiveKit calls only the first; the second learns from the log.
-    if backend == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.flush()
-        settings = aura_settings(redis_url=redis.url, room_list_cache_seconds=KEEP)
-    else:
-        settings = aura_settings(room_list_cache_seconds=KEEP)
+    settings = aura_settings(room_list_cache_seconds=KEEP, **log_on(backend))
     told, other = (serve(settings, plugins=core_plugins) for _ in range(2))
     pump([told, other], lambda: all(_follower(c).since is not None for c in (told, other)))
     livekit_emulator.webhooks.urls = (told.url + PATH,)

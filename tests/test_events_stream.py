@@ -295,10 +295,9 @@ def test_bad_parameters_are_a_400_naming_them(
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_the_largest_position_is_a_page_with_nothing_past_it(
-    request: pytest.FixtureRequest, events_app, backend: str
+    events_app, log_on, backend: str
 ) -> None:
-    redis = request.getfixturevalue("redis_server") if backend == "redis" else None
-    client = events_app(**({"redis_url": redis.url} if redis else {}))
+    client = events_app(**log_on(backend))
 
     async def run() -> httpx.Response:
         async with httpx.AsyncClient(base_url=client.url, timeout=WITHIN) as http:

@@ -146,16 +146,11 @@ def test_a_duplicate_delivery_is_acknowledged_and_not_told_again(
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_two_apps_on_one_log_take_each_event_once(
-    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings, request, backend: str
+    core_plugins, serve, livekit_emulator: LiveKitEmulator, aura_settings, log_on, backend: str
 ) -> None:
     # Every event goes to both (two URLs): as if LiveKit's retry reached another worker
     # (one SQLite file) or another replica (one Redis).
-    if backend == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.flush()
-        settings = aura_settings(redis_url=redis.url)
-    else:
-        settings = aura_settings()
+    settings = aura_settings(**log_on(backend))
     spies = [Spy(), Spy()]
     apps = [serve(settings, plugins={**core_plugins, "spy": s.plugin()}) for s in spies]
     livekit_emulator.webhooks.urls = tuple(app.url + PATH for app in apps)
@@ -359,16 +354,12 @@ def test_with_the_log_down_the_answer_is_503_and_livekit_retries_until_it_is_bac
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_a_delivery_kept_but_answered_503_is_told_once_on_the_retry(
-    core_plugins, serve, spy: Spy, request: pytest.FixtureRequest, backend: str
+    core_plugins, serve, spy: Spy, log_on, backend: str
 ) -> None:
     # The log keeps the event, but its answer comes too late (a Redis reply that timed
     # out, a request cancelled after SQLite committed): the delivery is a 503, and
     # LiveKit's retry finds the id kept. It must be told then, and only then.
-    fields: dict[str, Any] = {}
-    if backend == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.flush()
-        fields["redis_url"] = redis.url
+    fields = log_on(backend)
     apps = [serve(plugins={**core_plugins, "spy": spy.plugin()}, **fields) for _ in range(2)]
     log = apps[0].app.ctx.event_log
     keep = log.append
